@@ -1,0 +1,74 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an expected store outcome; the API maps kinds to HTTP
+// statuses in one place.
+type Kind int
+
+// Error kinds.
+const (
+	KindNotFound Kind = iota + 1
+	KindConflict
+	KindInvalid
+)
+
+// Sentinels for errors.Is: errors.Is(err, store.ErrNotFound) is true for
+// every *Error of kind KindNotFound, whatever its code.
+var (
+	ErrNotFound = &Error{Kind: KindNotFound}
+	ErrConflict = &Error{Kind: KindConflict}
+	ErrInvalid  = &Error{Kind: KindInvalid}
+)
+
+// Error is an expected failure with a stable machine code (api.md) and a
+// message safe to show to the caller.
+type Error struct {
+	Kind   Kind
+	Code   string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Detail }
+
+// Is reports whether target is a sentinel of the same kind.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == "" && t.Detail == "" && t.Kind == e.Kind
+}
+
+func newErr(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// NotFound returns a KindNotFound error.
+func NotFound(code, format string, args ...any) *Error {
+	return newErr(KindNotFound, code, format, args...)
+}
+
+// Conflict returns a KindConflict error.
+func Conflict(code, format string, args ...any) *Error {
+	return newErr(KindConflict, code, format, args...)
+}
+
+// Invalid returns a KindInvalid error.
+func Invalid(code, format string, args ...any) *Error {
+	return newErr(KindInvalid, code, format, args...)
+}
+
+// WorkspaceNotFound is the error for a missing workspace.
+func WorkspaceNotFound(name string) *Error {
+	return NotFound("not_found", "Workspace '%s' not found", name)
+}
+
+// CodeOf returns the machine code of a store error, or "".
+func CodeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}

@@ -1,0 +1,224 @@
+// Package sqlstore implements store.Store on SQL databases: embedded
+// SQLite (pure Go, the default) and PostgreSQL (pgx). One implementation
+// serves both; the differences live in the dialect.
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nmp-project/nmp/internal/store"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// Options configure Open.
+type Options struct {
+	// URL is "sqlite:///abs/path.db", "postgres://…" or "postgresql://…".
+	URL string
+	// MaxConns bounds the connection pool (PostgreSQL, SQLite readers).
+	MaxConns int
+	// ConnectTimeout bounds the first connection.
+	ConnectTimeout time.Duration
+	// Migrate applies the embedded migrations at open.
+	Migrate bool
+	// Clock is the time source; nil means time.Now.
+	Clock store.Clock
+}
+
+// Store is the SQL implementation of store.Store.
+type Store struct {
+	d     *dialect
+	w     *sql.DB // writer: every write transaction runs here
+	r     *sql.DB // reader: plain reads (the same pool on PostgreSQL)
+	clock store.Clock
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database named by opts.URL, checks the connection
+// and applies migrations when asked.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil {
+		return nil, errors.New("invalid database URL")
+	}
+	var d *dialect
+	switch u.Scheme {
+	case "sqlite":
+		d = sqliteDialect
+	case "postgres", "postgresql":
+		d = postgresDialect
+	default:
+		return nil, fmt.Errorf("unsupported database URL scheme %q", u.Scheme)
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 10
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 30 * time.Second
+	}
+	s := &Store{d: d, clock: opts.Clock}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.w, s.r, err = d.open(u, opts.MaxConns); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	defer cancel()
+	if err := s.Ping(cctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", d.name, err)
+	}
+	if opts.Migrate {
+		if err := s.migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return err
+	}
+	if s.r != s.w {
+		return s.r.PingContext(ctx)
+	}
+	return nil
+}
+
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+func (s *Store) now() store.Timestamp { return store.NewTimestamp(s.clock()) }
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn runs dialect-neutral SQL (with ? placeholders) on a querier.
+type conn struct {
+	q querier
+	d *dialect
+}
+
+func (c conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return c.q.ExecContext(ctx, c.d.rebind(q), args...)
+}
+
+func (c conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return c.q.QueryContext(ctx, c.d.rebind(q), args...)
+}
+
+func (c conn) row(ctx context.Context, q string, args ...any) *sql.Row {
+	return c.q.QueryRowContext(ctx, c.d.rebind(q), args...)
+}
+
+// read returns a conn on the reader pool.
+func (s *Store) read() conn { return conn{s.r, s.d} }
+
+// tx runs fn in a write transaction and commits it when fn succeeds.
+func (s *Store) tx(ctx context.Context, fn func(c conn) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(conn{tx, s.d}); err != nil {
+		_ = tx.Rollback()
+		return s.d.mapError(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.d.mapError(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// snapshot runs fn in a read-only transaction that sees one consistent
+// state of the database.
+func (s *Store) snapshot(ctx context.Context, fn func(c conn) error) error {
+	tx, err := s.r.BeginTx(ctx, s.d.snapshotOpts)
+	if err != nil {
+		return fmt.Errorf("begin read transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	return fn(conn{tx, s.d})
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	dir := "migrations/" + s.d.name
+	entries, err := fs.ReadDir(migrationsFS, dir)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return s.tx(ctx, func(c conn) error {
+		if err := s.d.lockMigrations(ctx, c); err != nil {
+			return err
+		}
+		if _, err := c.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		for _, name := range names {
+			version := strings.TrimSuffix(name, ".sql")
+			var n int
+			if err := c.row(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			body, err := migrationsFS.ReadFile(dir + "/" + name)
+			if err != nil {
+				return err
+			}
+			// Migrations contain no placeholders; run them unrebound.
+			if _, err := c.q.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("migration %s: %w", version, err)
+			}
+			if _, err := c.exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.now().String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// shortID returns 20 random lowercase base32 characters (100 bits).
+func shortID() string {
+	var b [13]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])[:20]
+}

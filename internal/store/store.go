@@ -1,0 +1,232 @@
+// Package store defines the entity store: workspaces, their members (role
+// bindings), projects and generic entities, behind one interface that every
+// backend implements and one conformance suite (package storetest) checks.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Built-in workspaces, created at every start and never deletable.
+const (
+	DefaultWorkspace = "default"
+	SystemWorkspace  = "system"
+)
+
+// AllWorkspaces is the workspace path value meaning "every workspace" in
+// entity list requests.
+const AllWorkspaces = "-"
+
+// Workspace is the only authorization boundary of the platform.
+type Workspace struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Audit
+}
+
+// Audit holds the creation and update stamps shared by every resource.
+type Audit struct {
+	CreatedAt Timestamp `json:"created_at"`
+	CreatedBy *string   `json:"created_by"`
+	UpdatedAt Timestamp `json:"updated_at"`
+	UpdatedBy *string   `json:"updated_by"`
+}
+
+// Project groups entities inside a workspace.
+type Project struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Workspace   string `json:"workspace"`
+	Description string `json:"description"`
+	Audit
+}
+
+// Entity is a generic typed document stored in a workspace.
+type Entity struct {
+	ID         string          `json:"id"`
+	Workspace  string          `json:"workspace"`
+	EntityType string          `json:"entity_type"`
+	Name       string          `json:"name"`
+	Parent     *string         `json:"parent"`
+	Project    *string         `json:"project"`
+	Data       json.RawMessage `json:"data"`
+	Audit
+	DBVersion int64 `json:"db_version"`
+}
+
+// RoleBinding grants a role to a principal in a workspace until revoked.
+type RoleBinding struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Principal string     `json:"principal"`
+	Workspace string     `json:"workspace"`
+	Role      string     `json:"role"`
+	GrantedBy string     `json:"granted_by"`
+	GrantedAt Timestamp  `json:"granted_at"`
+	RevokedAt *Timestamp `json:"revoked_at"`
+	// Revision is the policy revision of the row's last change.
+	Revision int64 `json:"-"`
+}
+
+// Member is a view of a workspace's active bindings grouped by principal.
+type Member struct {
+	Principal string    `json:"principal"`
+	Roles     []string  `json:"roles"`
+	GrantedAt Timestamp `json:"granted_at"`
+	GrantedBy string    `json:"granted_by"`
+}
+
+// Deleted describes a completed deletion (or soft revocation).
+type Deleted struct {
+	ID        string    `json:"id"`
+	DeletedAt Timestamp `json:"deleted_at"`
+	// Revision is the policy revision the deletion produced (0 when it
+	// changed no binding).
+	Revision int64 `json:"-"`
+}
+
+// Actor is the principal performing a write, recorded in audit columns
+// and as granted_by. Nil means anonymous (auth disabled).
+type Actor = *string
+
+// NewWorkspace is the input of CreateWorkspace.
+type NewWorkspace struct {
+	Name        string
+	Description string
+	By          Actor
+	// Admin, when not empty, receives the Admin role on the new workspace
+	// in the same transaction.
+	Admin string
+}
+
+// NewProject is the input of CreateProject.
+type NewProject struct {
+	Workspace   string
+	Name        string
+	Description string
+	By          Actor
+}
+
+// EntityKey identifies an entity by name. Parent nil means the
+// parent-less entity.
+type EntityKey struct {
+	Workspace  string
+	EntityType string
+	Name       string
+	Parent     *string
+}
+
+// NewEntity is the input of CreateEntity.
+type NewEntity struct {
+	EntityKey
+	Project *string
+	Data    json.RawMessage
+	By      Actor
+}
+
+// EntityUpdate is the input of UpdateEntity. Data replaces the stored
+// document; a non-nil DBVersion must equal the stored one.
+type EntityUpdate struct {
+	EntityKey
+	Data      json.RawMessage
+	Project   *string
+	DBVersion *int64
+	By        Actor
+}
+
+// NewRoleBinding is the input of CreateRoleBinding.
+type NewRoleBinding struct {
+	Principal string
+	Workspace string
+	Role      string
+	By        string
+}
+
+// MemberChange is the result of a member write.
+type MemberChange struct {
+	Member Member
+	// Revision is the policy revision the write produced (0 if nothing changed).
+	Revision int64
+}
+
+// Seed lists the bindings created idempotently at start. A seed binding
+// is skipped when a binding with its name exists, active or revoked.
+type Seed struct {
+	Bindings []SeedBinding
+}
+
+// SeedBinding is one row of the seed.
+type SeedBinding struct {
+	Name      string
+	Principal string
+	Workspace string
+	Role      string
+}
+
+// PolicyBindings is the set of active bindings at a policy revision.
+type PolicyBindings struct {
+	Revision int64
+	Bindings []RoleBinding
+}
+
+// Visibility restricts a list to workspaces in which one of Principals
+// holds an active binding. A nil *Visibility means no restriction.
+type Visibility struct {
+	Principals []string
+}
+
+// Store is the persistence interface of the platform. Every method is safe
+// for concurrent use. Errors are *Error values (see errors.go) for expected
+// outcomes such as not found or conflicts.
+type Store interface {
+	CreateWorkspace(ctx context.Context, in NewWorkspace) (Workspace, int64, error)
+	GetWorkspace(ctx context.Context, name string) (Workspace, error)
+	ListWorkspaces(ctx context.Context, opts ListOptions, vis *Visibility) (Page[Workspace], error)
+	UpdateWorkspace(ctx context.Context, name, description string, by Actor) (Workspace, error)
+	DeleteWorkspace(ctx context.Context, name string, by Actor) (Deleted, error)
+
+	ListMembers(ctx context.Context, workspace string) ([]Member, error)
+	AddMember(ctx context.Context, workspace, principal string, roles []string, by string) (MemberChange, error)
+	SetMemberRoles(ctx context.Context, workspace, principal string, roles []string, by string) (MemberChange, error)
+	RemoveMember(ctx context.Context, workspace, principal string) (Deleted, error)
+
+	CreateRoleBinding(ctx context.Context, in NewRoleBinding) (RoleBinding, error)
+	GetRoleBinding(ctx context.Context, name string) (RoleBinding, error)
+	ListRoleBindings(ctx context.Context, opts ListOptions) (Page[RoleBinding], error)
+	RevokeRoleBinding(ctx context.Context, name string) (Deleted, error)
+	// ActiveBindings returns every active binding and the current revision,
+	// read in one consistent snapshot.
+	ActiveBindings(ctx context.Context) (PolicyBindings, error)
+	// BindingChanges returns the bindings (active or revoked) whose last
+	// change has a revision greater than after, and the current revision.
+	BindingChanges(ctx context.Context, after int64) (PolicyBindings, error)
+
+	CreateProject(ctx context.Context, in NewProject) (Project, error)
+	GetProject(ctx context.Context, workspace, name string) (Project, error)
+	ListProjects(ctx context.Context, workspace string, opts ListOptions) (Page[Project], error)
+	UpdateProject(ctx context.Context, workspace, name, description string, by Actor) (Project, error)
+	DeleteProject(ctx context.Context, workspace, name string) (Deleted, error)
+
+	CreateEntity(ctx context.Context, in NewEntity) (Entity, error)
+	GetEntity(ctx context.Context, key EntityKey) (Entity, error)
+	GetEntityByID(ctx context.Context, id string) (Entity, error)
+	// ListEntities lists entities of one type in a workspace, or in every
+	// workspace when workspace is AllWorkspaces (restricted to vis).
+	ListEntities(ctx context.Context, workspace, entityType string, opts ListOptions, vis *Visibility) (Page[Entity], error)
+	UpdateEntity(ctx context.Context, in EntityUpdate) (Entity, error)
+	DeleteEntity(ctx context.Context, key EntityKey) (Deleted, error)
+
+	// EnsureBuiltins creates the built-in workspaces if missing and applies
+	// the seed bindings idempotently.
+	EnsureBuiltins(ctx context.Context, seed Seed) error
+	// PolicyRevision returns the current policy revision.
+	PolicyRevision(ctx context.Context) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Clock returns the current time; stores take one so tests control time.
+type Clock func() time.Time
