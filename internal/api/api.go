@@ -1,0 +1,106 @@
+// Package api is the HTTP surface of the platform: the entity store
+// (/apis/entities/v2 and its /v2/workspaces alias), the auth service
+// (/apis/auth), health, status and metrics, on one net/http ServeMux.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/health"
+	"github.com/nmp-project/nmp/internal/metrics"
+	"github.com/nmp-project/nmp/internal/store"
+)
+
+// EntitiesPrefix is the canonical prefix of the entity store.
+const EntitiesPrefix = "/apis/entities/v2"
+
+// Options are the dependencies of the API.
+type Options struct {
+	Config  *config.Config
+	Store   store.Store
+	Roles   *authz.Catalog
+	Health  *health.State
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// Authenticate is the authentication and authorization stage of the
+	// request pipeline. It runs after request ids, path canonicalization
+	// and logging, and before routing; it puts the principal into the
+	// request context (authn.WithPrincipal) or rejects the request. Nil
+	// means auth disabled: every request proceeds anonymously.
+	Authenticate func(http.Handler) http.Handler
+	// OnPolicyChange is called after a committed write changed role
+	// bindings, with the new revision, before the response is written.
+	OnPolicyChange func(ctx context.Context, revision int64)
+}
+
+// Server holds the API's dependencies.
+type Server struct {
+	cfg     *config.Config
+	store   store.Store
+	roles   *authz.Catalog
+	health  *health.State
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	authn   func(http.Handler) http.Handler
+	changed func(ctx context.Context, revision int64)
+	mux     *http.ServeMux
+}
+
+// New builds the API handler with its full middleware chain.
+func New(o Options) http.Handler {
+	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
+		log: o.Logger, authn: o.Authenticate, changed: o.OnPolicyChange, mux: http.NewServeMux()}
+	if s.authn == nil {
+		s.authn = func(h http.Handler) http.Handler { return h }
+	}
+	if s.changed == nil {
+		s.changed = func(context.Context, int64) {}
+	}
+	s.routes()
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = s.authn(h)
+	h = limitBody(h)
+	h = s.observe(h)
+	h = s.canonicalize(h)
+	h = s.recoverPanics(h)
+	return withRequestID(h)
+}
+
+func (s *Server) handle(pattern string, h handlerFunc) { s.mux.Handle(pattern, s.serve(h)) }
+
+func (s *Server) routes() {
+	s.handle("GET /health/live", s.live)
+	s.handle("GET /health/ready", s.ready)
+	s.handle("GET /status", s.status)
+	s.handle("GET /cluster-info", s.clusterInfo)
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
+
+	const ws = EntitiesPrefix + "/workspaces"
+	s.handle("GET "+ws, s.listWorkspaces)
+	s.handle("POST "+ws, s.createWorkspace)
+	s.handle("GET "+ws+"/{name}", s.getWorkspace)
+	s.handle("PUT "+ws+"/{name}", s.updateWorkspace)
+	s.handle("DELETE "+ws+"/{name}", s.deleteWorkspace)
+
+	s.handle("GET "+ws+"/{workspace}/members", s.listMembers)
+	s.handle("POST "+ws+"/{workspace}/members", s.addMember)
+	s.handle("PUT "+ws+"/{workspace}/members/{principal}", s.updateMember)
+	s.handle("DELETE "+ws+"/{workspace}/members/{principal}", s.removeMember)
+
+	s.handle("GET "+ws+"/{workspace}/projects", s.listProjects)
+	s.handle("POST "+ws+"/{workspace}/projects", s.createProject)
+	s.handle("GET "+ws+"/{workspace}/projects/{name}", s.getProject)
+	s.handle("PUT "+ws+"/{workspace}/projects/{name}", s.updateProject)
+	s.handle("DELETE "+ws+"/{workspace}/projects/{name}", s.deleteProject)
+
+	s.handle("GET "+ws+"/{workspace}/entities/{type}", s.listEntities)
+	s.handle("POST "+ws+"/{workspace}/entities/{type}", s.createEntity)
+	s.handle("GET "+ws+"/{workspace}/entities/{type}/{name}", s.getEntity)
+	s.handle("PUT "+ws+"/{workspace}/entities/{type}/{name}", s.updateEntity)
+	s.handle("DELETE "+ws+"/{workspace}/entities/{type}/{name}", s.deleteEntity)
+	s.handle("GET "+EntitiesPrefix+"/entities/{id}", s.getEntityByID)
+}

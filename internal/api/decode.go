@@ -1,0 +1,113 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/nmp-project/nmp/internal/apierror"
+)
+
+// MaxBodyBytes is the largest request body accepted (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// field is one accepted member of a JSON request object.
+type field struct {
+	name     string
+	dst      any // pointer to the typed destination
+	required bool
+}
+
+// decodeBody reads a JSON object whose members must be among fields.
+// Malformed JSON is 400 invalid_json; an unknown member, a wrong type, a
+// null or missing required member is 422 naming the field. All field
+// problems are reported together.
+func decodeBody(r *http.Request, fields ...field) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err // *http.MaxBytesError → 413
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return apierror.Validation("request body is required", "body")
+	}
+	if !json.Valid(body) {
+		return apierror.BadRequest("invalid_json", "Request body is not valid JSON")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil {
+		return apierror.Validation("request body must be a JSON object", "body")
+	}
+	known := make(map[string]field, len(fields))
+	for _, f := range fields {
+		known[f.name] = f
+	}
+	var errs []apierror.FieldError
+	names := make([]string, 0, len(members))
+	for name := range members {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := known[name]; !ok {
+			errs = append(errs, apierror.FieldError{Loc: []string{"body", name}, Msg: "unknown field", Type: "extra_forbidden"})
+		}
+	}
+	for _, f := range fields {
+		raw, present := members[f.name]
+		isNull := present && string(bytes.TrimSpace(raw)) == "null"
+		switch {
+		case !present || isNull:
+			if f.required {
+				msg := "field required"
+				if isNull {
+					msg = "must not be null"
+				}
+				errs = append(errs, apierror.FieldError{Loc: []string{"body", f.name}, Msg: msg, Type: "missing"})
+			}
+		default:
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				errs = append(errs, apierror.FieldError{Loc: []string{"body", f.name}, Msg: typeMessage(err), Type: "type_error"})
+			}
+		}
+	}
+	return fieldErrors(errs)
+}
+
+func typeMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "must be of type " + jsonType(te.Type.String())
+	}
+	return "invalid value"
+}
+
+func jsonType(goType string) string {
+	switch {
+	case goType == "string" || goType == "*string":
+		return "string"
+	case strings.Contains(goType, "[]string"):
+		return "array of strings"
+	case strings.Contains(goType, "int"):
+		return "integer"
+	case strings.Contains(goType, "bool"):
+		return "boolean"
+	}
+	return "object"
+}
+
+// fieldErrors turns collected field problems into one 422, or nil.
+func fieldErrors(errs []apierror.FieldError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Loc[len(e.Loc)-1] + ": " + e.Msg
+	}
+	return &apierror.Error{Status: http.StatusUnprocessableEntity, Code: "validation_error",
+		Detail: strings.Join(parts, "; "), Errors: errs}
+}

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/nmp-project/nmp/internal/version"
+)
+
+func (s *Server) live(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "live"})
+	return nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) error {
+	if ok, reasons := s.health.Ready(); !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "reasons": reasons})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	services := []string{"auth", "entities"}
+	ready, notReady := services, []map[string]string{}
+	status := "healthy"
+	if ok, reasons := s.health.Ready(); !ok {
+		status, ready = "degraded", []string{}
+		for _, svc := range services {
+			for _, reason := range reasons {
+				notReady = append(notReady, map[string]string{"name": svc, "message": reason})
+			}
+		}
+	}
+	var revision any
+	if rev, err := s.store.PolicyRevision(r.Context()); err == nil {
+		revision = rev
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":      status,
+		"services":    map[string]any{"ready": ready, "not_ready": notReady},
+		"controllers": map[string]any{"healthy": true, "status": map[string]any{}},
+		"policy": map[string]any{
+			"provider":         s.cfg.Auth.PolicyDecisionPointProvider,
+			"revision":         revision,
+			"last_full_reload": nil,
+		},
+	})
+	return nil
+}
+
+func (s *Server) clusterInfo(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"name": "nmp", "version": version.Version, "services": []string{"auth", "entities"},
+		"auth_enabled": s.cfg.Auth.Enabled, "base_url": s.cfg.Platform.BaseURL,
+	})
+	return nil
+}

@@ -1,0 +1,229 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/authn"
+)
+
+// reqInfo is per-request state shared by the middleware stages.
+type reqInfo struct {
+	id    string
+	route string // matched ServeMux pattern without the method
+}
+
+type infoKey struct{}
+
+func info(ctx context.Context) *reqInfo {
+	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
+		return i
+	}
+	return &reqInfo{}
+}
+
+func requestID(ctx context.Context) string { return info(ctx).id }
+
+// withRequestID echoes a client X-Request-Id of 1-128 printable ASCII
+// characters, else generates one, and sets it on the response.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !printableID(id) {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, &reqInfo{id: id})))
+	})
+}
+
+func printableID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// CanonicalPath applies authz.md's path rules: the /v2/workspaces alias
+// gets the /apis/entities prefix, one trailing slash is dropped, and empty,
+// "." or ".." segments (after percent-decoding each) are invalid. It works
+// on the escaped form so that %2F stays inside its segment.
+func CanonicalPath(escaped string) (string, bool) {
+	if !strings.HasPrefix(escaped, "/") {
+		return "", false
+	}
+	if escaped == "/v2/workspaces" || strings.HasPrefix(escaped, "/v2/workspaces/") {
+		escaped = "/apis/entities" + escaped
+	}
+	if len(escaped) > 1 {
+		escaped = strings.TrimSuffix(escaped, "/")
+	}
+	if escaped == "/" {
+		return escaped, true
+	}
+	for _, seg := range strings.Split(escaped[1:], "/") {
+		dec, err := url.PathUnescape(seg)
+		if err != nil || dec == "" || dec == "." || dec == ".." {
+			return "", false
+		}
+	}
+	return escaped, true
+}
+
+func (s *Server) canonicalize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := CanonicalPath(r.URL.EscapedPath())
+		if !ok {
+			s.writeError(w, r, apierror.BadRequest("invalid_input", "Invalid request path"))
+			return
+		}
+		u, err := url.Parse(p)
+		if err != nil {
+			s.writeError(w, r, apierror.BadRequest("invalid_input", "Invalid request path"))
+			return
+		}
+		r.URL.Path, r.URL.RawPath = u.Path, u.RawPath
+		next.ServeHTTP(w, r)
+	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			ae := apierror.New(http.StatusRequestEntityTooLarge, "body_too_large", "Request body is larger than %d bytes", MaxBodyBytes)
+			writeJSON(w, ae.Status, ae.Body())
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// redactedQuery lists query parameters whose values never reach the logs.
+var redactedQuery = map[string]bool{"token": true, "access_token": true, "refresh_token": true,
+	"code": true, "password": true, "client_secret": true}
+
+func redactQuery(q url.Values) string {
+	if len(q) == 0 {
+		return ""
+	}
+	out := url.Values{}
+	for k, vs := range q {
+		for _, v := range vs {
+			if redactedQuery[strings.ToLower(k)] {
+				v = "REDACTED"
+			}
+			out.Add(k, v)
+		}
+	}
+	return out.Encode()
+}
+
+// observe writes one access log line and counts the request by route.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		ri := info(r.Context())
+		route := ri.route
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.HTTPRequests.WithLabelValues(r.Method, route, fmt.Sprint(sw.status)).Inc()
+		attrs := []any{"request_id", ri.id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "remote_addr", r.RemoteAddr}
+		if q := redactQuery(r.URL.Query()); q != "" {
+			attrs = append(attrs, "query", q)
+		}
+		if p := authn.FromContext(r.Context()); p != nil {
+			attrs = append(attrs, "principal", p.ID)
+		}
+		s.log.InfoContext(r.Context(), "request", attrs...)
+	})
+}
+
+// dispatch routes the request, recording the matched pattern, and renders
+// unknown routes and methods as JSON errors.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		rec := &headerRecorder{header: http.Header{}}
+		h, _ := s.mux.Handler(r)
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			s.writeError(w, r, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed"))
+			return
+		}
+		s.writeError(w, r, apierror.New(http.StatusNotFound, "not_found", "Not Found"))
+		return
+	}
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	info(r.Context()).route = pattern
+	s.mux.ServeHTTP(w, r)
+}
+
+// headerRecorder captures what the ServeMux's own 404/405 handler writes.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.status = code }

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/store/query"
+)
+
+var workspaceSchema = query.Schema{
+	Sort: []string{"name", "created_at", "updated_at"},
+	Filters: map[string]query.Kind{"name": query.String, "description": query.String, "created_by": query.String,
+		"created_at": query.Timestamp, "updated_at": query.Timestamp},
+}
+
+// actor is the principal recorded in audit columns (nil if anonymous).
+func actor(r *http.Request) store.Actor { return authn.FromContext(r.Context()).Actor() }
+
+// grantedBy is the granted_by of bindings a request creates.
+func grantedBy(r *http.Request) string {
+	if a := actor(r); a != nil {
+		return *a
+	}
+	return "anonymous"
+}
+
+// waitForPropagation parses wait_role_propagation (default true), which
+// every write of the entity store accepts.
+func waitForPropagation(r *http.Request) (bool, error) {
+	v, ok := r.URL.Query()["wait_role_propagation"]
+	if !ok {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v[0])
+	if len(v) != 1 || err != nil {
+		return false, apierror.Validation("must be a boolean", "query", "wait_role_propagation")
+	}
+	return b, nil
+}
+
+// policyChanged publishes a committed binding change to this process's
+// policy before the response is written, and reports propagation.
+func (s *Server) policyChanged(w http.ResponseWriter, r *http.Request, revision int64, wait bool) {
+	if revision > 0 {
+		s.changed(r.Context(), revision)
+		s.metrics.PolicyRevision.Set(float64(revision))
+	}
+	state := "skipped"
+	if wait {
+		state = "complete"
+	}
+	w.Header().Set("X-NMP-Role-Propagation", state)
+}
+
+// pathWorkspace validates the workspace path value.
+func pathValue(r *http.Request, key string, valid func(string, ...string) error) (string, error) {
+	v := r.PathValue(key)
+	return v, valid(v, "path", key)
+}
+
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
+	q, err := query.Parse(r.URL.Query(), workspaceSchema)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListWorkspaces(r.Context(), q.Options, nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pageBody(page, q.Sort, q.Filter))
+	return nil
+}
+
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
+	wait, err := waitForPropagation(r)
+	if err != nil {
+		return err
+	}
+	var name, description string
+	if err := decodeBody(r, field{"name", &name, true}, field{"description", &description, false}); err != nil {
+		return err
+	}
+	if err := firstError(validName(name, "body", "name"), validDescription(description, "body", "description")); err != nil {
+		return err
+	}
+	ws, rev, err := s.store.CreateWorkspace(r.Context(), store.NewWorkspace{
+		Name: name, Description: description, By: actor(r),
+		Admin: authn.FromContext(r.Context()).OwnerKey(),
+	})
+	if err != nil {
+		return err
+	}
+	s.policyChanged(w, r, rev, wait)
+	writeJSON(w, http.StatusCreated, ws)
+	return nil
+}
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathValue(r, "name", validName)
+	if err != nil {
+		return err
+	}
+	ws, err := s.store.GetWorkspace(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ws)
+	return nil
+}
+
+func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request) error {
+	if _, err := waitForPropagation(r); err != nil {
+		return err
+	}
+	name, err := pathValue(r, "name", validName)
+	if err != nil {
+		return err
+	}
+	var bodyName, description string
+	if err := decodeBody(r, field{"description", &description, true}, field{"name", &bodyName, false}); err != nil {
+		return err
+	}
+	if bodyName != "" && bodyName != name {
+		return apierror.Validation("a workspace cannot be renamed", "body", "name")
+	}
+	if err := validDescription(description, "body", "description"); err != nil {
+		return err
+	}
+	ws, err := s.store.UpdateWorkspace(r.Context(), name, description, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ws)
+	return nil
+}
+
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
+	if _, err := waitForPropagation(r); err != nil {
+		return err
+	}
+	name, err := pathValue(r, "name", validName)
+	if err != nil {
+		return err
+	}
+	del, err := s.store.DeleteWorkspace(r.Context(), name, actor(r))
+	if err != nil {
+		return err
+	}
+	s.policyChanged(w, r, del.Revision, false) // workspace deletion never waits
+	writeJSON(w, http.StatusOK, deleteBody("Workspace deleted", del))
+	return nil
+}
+
+func deleteBody(message string, d store.Deleted) map[string]any {
+	return map[string]any{"message": message, "id": d.ID, "deleted_at": d.DeletedAt}
+}

@@ -1,0 +1,67 @@
+// Package authn establishes who is calling: the principal model and its
+// place in the request context. Token and identity-header validation plug
+// in here as middleware in front of the authorization step.
+package authn
+
+import "context"
+
+// Principal is an authenticated caller.
+type Principal struct {
+	ID     string
+	Email  string
+	Groups []string
+	Scopes []string
+	// OnBehalfOf is the user a service principal acts for, if any.
+	OnBehalfOf *Principal
+}
+
+// Actor is the id recorded in audit columns: the on-behalf-of user if
+// present, else the principal. Nil for an anonymous caller.
+func (p *Principal) Actor() *string {
+	switch {
+	case p == nil:
+		return nil
+	case p.OnBehalfOf != nil && p.OnBehalfOf.ID != "":
+		return &p.OnBehalfOf.ID
+	case p.ID != "":
+		return &p.ID
+	}
+	return nil
+}
+
+// OwnerKey is the principal a creator's Admin binding is keyed by: the
+// (on-behalf-of) user's email if present, else its id. Empty for
+// anonymous callers and pure service principals.
+func (p *Principal) OwnerKey() string {
+	if p == nil {
+		return ""
+	}
+	u := p
+	if p.OnBehalfOf != nil {
+		u = p.OnBehalfOf
+	} else if IsService(p.ID) {
+		return ""
+	}
+	if u.Email != "" {
+		return u.Email
+	}
+	return u.ID
+}
+
+// IsService reports whether id is a service principal ("service:<name>").
+func IsService(id string) bool {
+	return len(id) > len("service:") && id[:len("service:")] == "service:"
+}
+
+type ctxKey struct{}
+
+// WithPrincipal returns a context carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext returns the request's principal, or nil when anonymous.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(ctxKey{}).(*Principal)
+	return p
+}

@@ -1,0 +1,77 @@
+// Package servertest starts a real platform server on a loopback listener
+// for tests of the API, the CLI and end-to-end flows.
+package servertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/server"
+	"github.com/nmp-project/nmp/internal/store"
+)
+
+// Server is a running test server.
+type Server struct {
+	URL    string
+	Config *config.Config
+	Server *server.Server
+}
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.Server.Store() }
+
+// Start runs a server with a fresh SQLite data dir on 127.0.0.1:0; mutate
+// may adjust the configuration first. It stops at test cleanup.
+func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Platform.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.Entities.DBHealthCheckIntervalSeconds = 1
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if _, err := cfg.Validate(); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, log, opts...)
+	if err != nil {
+		cancel()
+		t.Fatalf("server.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with error: %v", err)
+		}
+	})
+	return &Server{URL: "http://" + ln.Addr().String(), Config: cfg, Server: srv}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// Client is the HTTP client tests use (no redirects followed, so a
+// redirect would be visible).
+var Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
