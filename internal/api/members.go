@@ -131,4 +131,3 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, deleteBody("Member removed", del))
 	return nil
 }
-

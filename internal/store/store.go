@@ -21,9 +21,9 @@ const AllWorkspaces = "-"
 
 // Workspace is the only authorization boundary of the platform.
 type Workspace struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
 	Audit
 }
 

@@ -157,4 +157,3 @@ func expandData(expr, path string) (string, []any) {
 	}
 	return strings.ReplaceAll(expr, "?1x", "?"), args
 }
-

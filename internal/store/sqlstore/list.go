@@ -2,7 +2,7 @@ package sqlstore
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"strings"
 
 	"github.com/nmp-project/nmp/internal/store"
@@ -144,4 +144,3 @@ func runList[T any](ctx context.Context, c conn, l *listQuery, opts store.ListOp
 	err = c.row(ctx, "SELECT count(*) FROM "+l.from+where, l.args...).Scan(&page.TotalResults)
 	return page, err
 }
-
