@@ -1,0 +1,426 @@
+package config
+
+import (
+	"net/netip"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+)
+
+// Config is the complete server configuration.
+type Config struct {
+	Platform PlatformConfig `yaml:"platform"`
+	Service  ServiceConfig  `yaml:"service"`
+	Auth     AuthConfig     `yaml:"auth"`
+	Entities EntitiesConfig `yaml:"entities"`
+	DevIDP   DevIDPConfig   `yaml:"dev_idp"`
+
+	// explicit records the dotted keys set by the file, the environment or
+	// a flag (as opposed to left at their defaults).
+	explicit map[string]bool
+}
+
+// PlatformConfig is the `platform` section.
+type PlatformConfig struct {
+	BaseURL       string `yaml:"base_url"`
+	DataDir       string `yaml:"data_dir"`
+	SeedOnStartup bool   `yaml:"seed_on_startup"`
+}
+
+// ServiceConfig is the `service` section.
+type ServiceConfig struct {
+	Host                   string `yaml:"host"`
+	Port                   int    `yaml:"port"`
+	LogLevel               string `yaml:"log_level"`
+	LogFormat              string `yaml:"log_format"`
+	ShutdownTimeoutSeconds int    `yaml:"shutdown_timeout_seconds"`
+}
+
+// AuthConfig is the `auth` section.
+type AuthConfig struct {
+	Enabled                                  bool     `yaml:"enabled"`
+	PolicyDecisionPointProvider              string   `yaml:"policy_decision_point_provider"`
+	PolicyDecisionPointBaseURL               string   `yaml:"policy_decision_point_base_url"`
+	PolicyDecisionPointRequestTimeoutSeconds int      `yaml:"policy_decision_point_request_timeout_seconds"`
+	PolicyDataRefreshInterval                float64  `yaml:"policy_data_refresh_interval"`
+	BundleCacheSeconds                       int      `yaml:"bundle_cache_seconds"`
+	PropagationPollIntervalSeconds           float64  `yaml:"propagation_poll_interval_seconds"`
+	PropagationTimeoutSeconds                int      `yaml:"propagation_timeout_seconds"`
+	AllowUnsignedJWT                         bool     `yaml:"allow_unsigned_jwt"`
+	TokenLeewaySeconds                       int      `yaml:"token_leeway_seconds"`
+	AdminEmail                               *string  `yaml:"admin_email"`
+	DefaultWorkspace                         string   `yaml:"default_workspace"`
+	TrustedProxies                           []string `yaml:"trusted_proxies"`
+	AuthenticateAuthorize                    bool     `yaml:"authenticate_authorize"`
+	ExtraAuthzDataFiles                      []string `yaml:"extra_authz_data_files"`
+
+	ExtAuthz     ExtAuthzConfig     `yaml:"ext_authz"`
+	OIDC         OIDCConfig         `yaml:"oidc"`
+	TokenSigning TokenSigningConfig `yaml:"token_signing"`
+	AccessKeys   AccessKeysConfig   `yaml:"access_keys"`
+}
+
+// ExtAuthzConfig is the `auth.ext_authz` section.
+type ExtAuthzConfig struct {
+	// GRPCAddress is the Envoy ext_authz gRPC listen address; empty = off.
+	GRPCAddress string `yaml:"grpc_address"`
+}
+
+// OIDCConfig is the `auth.oidc` section.
+type OIDCConfig struct {
+	Enabled                       bool     `yaml:"enabled"`
+	Issuer                        string   `yaml:"issuer"`
+	AdditionalIssuers             []string `yaml:"additional_issuers"`
+	ClientID                      string   `yaml:"client_id"`
+	Audience                      *string  `yaml:"audience"`
+	AuthorizationEndpoint         *string  `yaml:"authorization_endpoint"`
+	TokenEndpoint                 *string  `yaml:"token_endpoint"`
+	DeviceAuthorizationEndpoint   *string  `yaml:"device_authorization_endpoint"`
+	JWKSURI                       *string  `yaml:"jwks_uri"`
+	SubjectClaim                  string   `yaml:"subject_claim"`
+	EmailClaim                    string   `yaml:"email_claim"`
+	GroupsClaim                   string   `yaml:"groups_claim"`
+	DefaultScopes                 string   `yaml:"default_scopes"`
+	ScopePrefix                   *string  `yaml:"scope_prefix"`
+	DiscoveryCacheTTL             int      `yaml:"discovery_cache_ttl"`
+	JWKSCacheTTLSeconds           int      `yaml:"jwks_cache_ttl_seconds"`
+	JWKSRefetchMinIntervalSeconds int      `yaml:"jwks_refetch_min_interval_seconds"`
+	HTTPTimeoutSeconds            int      `yaml:"http_timeout_seconds"`
+}
+
+// TokenSigningConfig is the `auth.token_signing` section.
+type TokenSigningConfig struct {
+	Issuer         *string `yaml:"issuer"`
+	KeyID          string  `yaml:"key_id"`
+	PrivateKeyFile *string `yaml:"private_key_file"`
+}
+
+// AccessKeysConfig is the `auth.access_keys` section.
+type AccessKeysConfig struct {
+	Enabled                       bool     `yaml:"enabled"`
+	Audience                      string   `yaml:"audience"`
+	IssueFormat                   string   `yaml:"issue_format"`
+	AcceptedFormats               []string `yaml:"accepted_formats"`
+	DefaultExpiresInSeconds       *int     `yaml:"default_expires_in_seconds"`
+	MaxExpiresInSeconds           *int     `yaml:"max_expires_in_seconds"` // nil = unlimited
+	RotationGracePeriodSeconds    int      `yaml:"rotation_grace_period_seconds"`
+	MaxRotationGracePeriodSeconds int      `yaml:"max_rotation_grace_period_seconds"`
+}
+
+// EntitiesConfig is the `entities` section.
+type EntitiesConfig struct {
+	DatabaseConfig               DatabaseConfig `yaml:"database_config"`
+	RunMigrations                bool           `yaml:"run_migrations"`
+	DBHealthCheckIntervalSeconds int            `yaml:"db_health_check_interval_seconds"`
+}
+
+// DatabaseConfig is the `entities.database_config` section.
+type DatabaseConfig struct {
+	// URL is empty (SQLite in the data dir), sqlite:///abs/path.db,
+	// postgres://… or postgresql://…. It may hold a password: never log it
+	// unredacted (see RedactedURL).
+	URL                   string `yaml:"url"`
+	ConnectionsLimit      int    `yaml:"connections_limit"`
+	ConnectTimeoutSeconds int    `yaml:"connect_timeout_seconds"`
+}
+
+// DevIDPConfig is the `dev_idp` section (the development OIDC provider).
+type DevIDPConfig struct {
+	ListenAddress          string         `yaml:"listen_address"`
+	Issuer                 *string        `yaml:"issuer"`           // nil = http://<listen_address>
+	SigningKeyFile         *string        `yaml:"signing_key_file"` // nil = <data_dir>/dev-idp-signing-key.pem
+	Audience               *string        `yaml:"audience"`         // nil = the requesting client_id
+	AccessTokenTTLSeconds  int            `yaml:"access_token_ttl_seconds"`
+	RefreshTokenTTLSeconds int            `yaml:"refresh_token_ttl_seconds"`
+	Clients                []DevIDPClient `yaml:"clients"`
+	Users                  []DevIDPUser   `yaml:"users"`
+}
+
+// DevIDPClient is one `dev_idp.clients` entry.
+type DevIDPClient struct {
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret *string  `yaml:"client_secret"`
+	Public       bool     `yaml:"public"`
+	GrantTypes   []string `yaml:"grant_types"`
+	// RedirectURIs: loopback URIs match any port.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	Subject      *string  `yaml:"subject"` // client credentials `sub`; nil = client_id
+	Email        *string  `yaml:"email"`
+	Groups       []string `yaml:"groups"`
+	Scopes       []string `yaml:"scopes"`
+}
+
+// DevIDPUser is one `dev_idp.users` entry.
+type DevIDPUser struct {
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	Email    string   `yaml:"email"`
+	Subject  string   `yaml:"subject"` // empty = username
+	Groups   []string `yaml:"groups"`
+}
+
+// Grant types understood by the development IdP.
+const (
+	GrantTypeDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantTypeAuthorizationCode = "authorization_code"
+	GrantTypePassword          = "password"
+	GrantTypeRefreshToken      = "refresh_token"
+	GrantTypeClientCredentials = "client_credentials"
+)
+
+const (
+	defaultBaseURL    = "http://localhost:8080"
+	defaultPDPBaseURL = "http://localhost:8080"
+)
+
+// Default returns a configuration holding every default of config.md. The
+// data dir is $XDG_DATA_HOME/nmp, else ~/.local/share/nmp, read from the
+// process environment (Load reads its own Environ instead and also honours
+// NMP_DATA_DIR).
+func Default() *Config {
+	return defaults(os.LookupEnv)
+}
+
+func defaults(lookup func(string) (string, bool)) *Config {
+	return &Config{
+		Platform: PlatformConfig{
+			BaseURL:       defaultBaseURL,
+			DataDir:       defaultDataDir(lookup),
+			SeedOnStartup: true,
+		},
+		Service: ServiceConfig{
+			Host:                   "127.0.0.1",
+			Port:                   8080,
+			LogLevel:               "info",
+			LogFormat:              "plain",
+			ShutdownTimeoutSeconds: 15,
+		},
+		Auth: AuthConfig{
+			PolicyDecisionPointProvider:              "embedded",
+			PolicyDecisionPointBaseURL:               defaultPDPBaseURL,
+			PolicyDecisionPointRequestTimeoutSeconds: 5,
+			PolicyDataRefreshInterval:                30,
+			BundleCacheSeconds:                       5,
+			PropagationPollIntervalSeconds:           1.0,
+			PropagationTimeoutSeconds:                30,
+			TokenLeewaySeconds:                       30,
+			DefaultWorkspace:                         "default",
+			TrustedProxies:                           []string{},
+			ExtraAuthzDataFiles:                      []string{},
+			OIDC: OIDCConfig{
+				AdditionalIssuers:             []string{},
+				SubjectClaim:                  "sub",
+				EmailClaim:                    "email",
+				GroupsClaim:                   "groups",
+				DefaultScopes:                 "openid profile email offline_access",
+				DiscoveryCacheTTL:             300,
+				JWKSCacheTTLSeconds:           3600,
+				JWKSRefetchMinIntervalSeconds: 30,
+				HTTPTimeoutSeconds:            10,
+			},
+			TokenSigning: TokenSigningConfig{KeyID: "nemo-platform-signing"},
+			AccessKeys: AccessKeysConfig{
+				Audience:                      "nemo-platform-access-key",
+				IssueFormat:                   "jwt",
+				AcceptedFormats:               []string{"jwt"},
+				DefaultExpiresInSeconds:       ptr(2592000),
+				MaxExpiresInSeconds:           ptr(2592000),
+				RotationGracePeriodSeconds:    172800,
+				MaxRotationGracePeriodSeconds: 2592000,
+			},
+		},
+		Entities: EntitiesConfig{
+			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30},
+			RunMigrations:                true,
+			DBHealthCheckIntervalSeconds: 10,
+		},
+		DevIDP: DevIDPConfig{
+			ListenAddress:          "127.0.0.1:9400",
+			AccessTokenTTLSeconds:  3600,
+			RefreshTokenTTLSeconds: 86400,
+			Clients:                []DevIDPClient{defaultDevIDPClient()},
+			Users:                  []DevIDPUser{},
+		},
+	}
+}
+
+func defaultDevIDPClient() DevIDPClient {
+	return DevIDPClient{
+		ClientID: "nmp-cli",
+		Public:   true,
+		GrantTypes: []string{
+			GrantTypeDeviceCode, GrantTypeAuthorizationCode, GrantTypePassword, GrantTypeRefreshToken,
+		},
+		RedirectURIs: []string{"http://127.0.0.1/callback"},
+		Groups:       []string{},
+		Scopes:       []string{},
+	}
+}
+
+// defaultDataDir is $XDG_DATA_HOME/nmp (if absolute, as the XDG spec
+// requires), else ~/.local/share/nmp, else "" when no home is known.
+func defaultDataDir(lookup func(string) (string, bool)) string {
+	if xdg, _ := lookup("XDG_DATA_HOME"); filepath.IsAbs(xdg) {
+		return filepath.Join(xdg, "nmp")
+	}
+	home, _ := lookup("HOME")
+	if home == "" {
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
+	}
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".local", "share", "nmp")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// DevelopmentMode reports auth enabled with neither OIDC nor access keys
+// (authn.md "Modes"): client-set identity headers are accepted.
+func (c *Config) DevelopmentMode() bool {
+	return c.Auth.Enabled && !c.Auth.OIDC.Enabled && !c.Auth.AccessKeys.Enabled
+}
+
+// ProductionMode reports auth enabled with OIDC or access keys.
+func (c *Config) ProductionMode() bool {
+	return c.Auth.Enabled && (c.Auth.OIDC.Enabled || c.Auth.AccessKeys.Enabled)
+}
+
+// Database kinds returned by DatabaseKind.
+const (
+	DatabaseSQLite   = "sqlite"
+	DatabasePostgres = "postgres"
+)
+
+// DatabaseKind is "sqlite" or "postgres" from entities.database_config.url,
+// or "" for an unsupported URL (which Validate rejects).
+func (c *Config) DatabaseKind() string {
+	raw := c.Entities.DatabaseConfig.URL
+	if raw == "" {
+		return DatabaseSQLite
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	switch u.Scheme {
+	case "sqlite":
+		return DatabaseSQLite
+	case "postgres", "postgresql":
+		return DatabasePostgres
+	}
+	return ""
+}
+
+// SQLitePath is the SQLite database file: the path of a sqlite:///abs/path.db
+// URL, or <data_dir>/entities.db when the URL is empty; "" for PostgreSQL.
+func (c *Config) SQLitePath() string {
+	raw := c.Entities.DatabaseConfig.URL
+	if raw == "" {
+		return filepath.Join(c.Platform.DataDir, "entities.db")
+	}
+	if c.DatabaseKind() != DatabaseSQLite {
+		return ""
+	}
+	u, _ := url.Parse(raw) // parsed successfully by DatabaseKind
+	return u.Path
+}
+
+// RedactedURL is the database URL with its password (user info or query
+// parameter) replaced by "xxxxx", safe to log.
+func (d *DatabaseConfig) RedactedURL() string {
+	return redactDatabaseURL(d.URL)
+}
+
+// TrustedProxyPrefixes is auth.trusted_proxies parsed; a bare IP address is a
+// single-host prefix (/32 or /128). Invalid entries (rejected by Validate)
+// are skipped.
+func (a *AuthConfig) TrustedProxyPrefixes() []netip.Prefix {
+	prefixes := make([]netip.Prefix, 0, len(a.TrustedProxies))
+	for _, s := range a.TrustedProxies {
+		if p, err := parseTrustedProxy(s); err == nil {
+			prefixes = append(prefixes, p)
+		}
+	}
+	return prefixes
+}
+
+// ExpectedAudience is the `aud` tokens must contain: audience if set, else
+// client_id.
+func (o *OIDCConfig) ExpectedAudience() string {
+	if o.Audience != nil && *o.Audience != "" {
+		return *o.Audience
+	}
+	return o.ClientID
+}
+
+// TokenSigningIssuer is auth.token_signing.issuer, else <base_url>/apis/auth.
+func (c *Config) TokenSigningIssuer() string {
+	if iss := c.Auth.TokenSigning.Issuer; iss != nil && *iss != "" {
+		return *iss
+	}
+	return strings.TrimRight(c.Platform.BaseURL, "/") + "/apis/auth"
+}
+
+// TokenSigningKeyFile is auth.token_signing.private_key_file, else the
+// generated <data_dir>/token-signing-key.pem (SQLite only; Validate requires
+// the file with PostgreSQL when access keys are enabled).
+func (c *Config) TokenSigningKeyFile() string {
+	return orDataDirFile(c.Auth.TokenSigning.PrivateKeyFile, c.Platform.DataDir, "token-signing-key.pem")
+}
+
+// DevIDPIssuer is dev_idp.issuer, else http://<listen_address>.
+func (c *Config) DevIDPIssuer() string {
+	if iss := c.DevIDP.Issuer; iss != nil && *iss != "" {
+		return *iss
+	}
+	return "http://" + c.DevIDP.ListenAddress
+}
+
+// DevIDPSigningKeyFile is dev_idp.signing_key_file, else
+// <data_dir>/dev-idp-signing-key.pem.
+func (c *Config) DevIDPSigningKeyFile() string {
+	return orDataDirFile(c.DevIDP.SigningKeyFile, c.Platform.DataDir, "dev-idp-signing-key.pem")
+}
+
+func orDataDirFile(set *string, dataDir, name string) string {
+	if set != nil && *set != "" {
+		return *set
+	}
+	return filepath.Join(dataDir, name)
+}
+
+// EffectiveSubject is the user's subject, defaulting to the username.
+func (u *DevIDPUser) EffectiveSubject() string {
+	if u.Subject != "" {
+		return u.Subject
+	}
+	return u.Username
+}
+
+// EffectiveSubject is the client-credentials subject, defaulting to the
+// client id.
+func (c *DevIDPClient) EffectiveSubject() string {
+	if c.Subject != nil && *c.Subject != "" {
+		return *c.Subject
+	}
+	return c.ClientID
+}
+
+// IsExplicit reports whether the dotted key (for example
+// "auth.policy_decision_point_base_url") was set by the file, the
+// environment or a flag rather than left at its default.
+func (c *Config) IsExplicit(key string) bool {
+	return c.explicit[key]
+}
+
+func (c *Config) markExplicit(key string) {
+	if c.explicit == nil {
+		c.explicit = make(map[string]bool)
+	}
+	c.explicit[key] = true
+}
