@@ -253,3 +253,30 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("server still accepting after shutdown")
 	}
 }
+
+// TestDataFilesAreOwnerOnly: the data dir is 0700 and the database files
+// 0600, whatever the umask.
+func TestDataFilesAreOwnerOnly(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	c := startChild(t, dataDir)
+	if st, err := post(c.url+"/apis/entities/v2/workspaces", `{"name": "perm"}`); err != nil || st != 201 {
+		t.Fatalf("write: %d %v", st, err)
+	}
+	fi, err := os.Stat(dataDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v %v", fi.Mode(), err)
+	}
+	entries, err := os.ReadDir(dataDir)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("data dir: %v", err)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v", e.Name(), info.Mode())
+		}
+	}
+}

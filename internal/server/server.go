@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Migrate:        cfg.Entities.RunMigrations, Clock: s.clock,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open entity store (%s): %w", cfg.Entities.DatabaseConfig.RedactedURL(), err)
+		return nil, fmt.Errorf("open entity store: %w", err)
 	}
 	s.store = st
 	var seed store.Seed
@@ -97,7 +97,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.health.Set("database", nil)
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: roles, Health: s.health, Metrics: s.metrics, Logger: log})
-	log.Info("entity store ready", "backend", st.Dialect(), "database", cfg.Entities.DatabaseConfig.RedactedURL())
+	where := cfg.SQLitePath()
+	if st.Dialect() != "sqlite" {
+		where = cfg.Entities.DatabaseConfig.RedactedURL()
+	}
+	log.Info("entity store ready", "backend", st.Dialect(), "database", where)
 	return s, nil
 }
 
@@ -113,6 +117,15 @@ func databaseURL(cfg *config.Config) (string, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("create database dir: %w", err)
+	}
+	// Create the file owner-only before SQLite does (SQLite gives its WAL
+	// and shared-memory files the database file's mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
 	}
 	return "sqlite://" + path, nil
 }

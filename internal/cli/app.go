@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nmp-project/nmp/internal/cli/clientconfig"
+	"github.com/nmp-project/nmp/internal/cli/term"
+	"github.com/nmp-project/nmp/internal/client"
+)
+
+// GlobalFlags are the values of the flags accepted by every command.
+type GlobalFlags struct {
+	BaseURL       string
+	Context       string
+	OutputFormat  string
+	NoAutoRefresh bool
+	Verbose       bool
+	// Version is declared for help and parsing; Run handles --version
+	// before cobra so that it works with any command.
+	Version bool
+}
+
+// App is what a command runs with: streams, environment variables and the
+// global flags. Commands read the environment only through Getenv and get
+// the config file, the effective settings and an API client from the App.
+// An App serves one command invocation.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Global holds the global flags once cobra has parsed them.
+	Global GlobalFlags
+
+	env      map[string]string
+	config   *clientconfig.File
+	settings *clientconfig.Settings
+}
+
+// NewApp returns an App with the given streams and environment
+// ("KEY=value" entries, as from os.Environ).
+func NewApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *App {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, env: env}
+}
+
+// Environ returns the environment as "KEY=value" entries.
+func (a *App) Environ() []string {
+	out := make([]string, 0, len(a.env))
+	for k, v := range a.env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// Getenv returns the environment variable key, "" if unset.
+func (a *App) Getenv(key string) string { return a.env[key] }
+
+// ConfigPath returns the client config file path.
+func (a *App) ConfigPath() (string, error) {
+	p, err := clientconfig.Path(a.Getenv)
+	return p, LocalError(err)
+}
+
+// Config loads the client config file once per App; a missing file is an
+// empty config.
+func (a *App) Config() (*clientconfig.File, error) {
+	if a.config != nil {
+		return a.config, nil
+	}
+	path, err := a.ConfigPath()
+	if err != nil {
+		return nil, err
+	}
+	f, err := clientconfig.Load(path, a.Stderr)
+	if err != nil {
+		return nil, LocalError(err)
+	}
+	a.config = f
+	return f, nil
+}
+
+// UpdateConfig changes the client config file with clientconfig.Update.
+// Errors from fn keep their exit code; other failures are local errors.
+func (a *App) UpdateConfig(fn func(*clientconfig.File) error) error {
+	path, err := a.ConfigPath()
+	if err != nil {
+		return err
+	}
+	a.config, a.settings = nil, nil
+	return LocalError(clientconfig.Update(path, fn))
+}
+
+// Settings returns the effective settings (flags > environment > context >
+// defaults). An invalid base URL or output format, which can only come
+// from a flag or the environment, is a usage error.
+func (a *App) Settings() (*clientconfig.Settings, error) {
+	if a.settings != nil {
+		return a.settings, nil
+	}
+	f, err := a.Config()
+	if err != nil {
+		return nil, err
+	}
+	s, err := f.Resolve(clientconfig.Overrides{
+		Context:      a.Global.Context,
+		BaseURL:      a.Global.BaseURL,
+		OutputFormat: a.Global.OutputFormat,
+	}, a.Getenv)
+	if err != nil {
+		return nil, LocalError(err)
+	}
+	if !clientconfig.ValidOutputFormat(s.OutputFormat) {
+		return nil, UsageErrorf("invalid output format %q: want table, json or yaml", s.OutputFormat)
+	}
+	if err := clientconfig.ValidateBaseURL(s.BaseURL); err != nil {
+		return nil, UsageErrorf("%v", err)
+	}
+	a.settings = s
+	return s, nil
+}
+
+// Workspace returns the workspace a command acts on: flagValue, else
+// $NMP_WORKSPACE, else the context's workspace; none is a usage error.
+func (a *App) Workspace(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	s, err := a.Settings()
+	if err != nil {
+		return "", err
+	}
+	if s.Workspace == "" {
+		return "", UsageErrorf("no workspace: use --workspace, set %s, or run \"nmp config set --workspace W\"", clientconfig.EnvWorkspace)
+	}
+	return s.Workspace, nil
+}
+
+// Client returns an API client for the effective base URL and token. With
+// --verbose it logs requests to stderr.
+func (a *App) Client() (*client.Client, error) {
+	s, err := a.Settings()
+	if err != nil {
+		return nil, err
+	}
+	opts := client.Options{BaseURL: s.BaseURL, Token: s.Token, CertificateAuthority: s.CertificateAuthority}
+	if a.Global.Verbose {
+		opts.Verbose = a.Stderr
+	}
+	c, err := client.New(opts)
+	return c, LocalError(err)
+}
+
+// Render writes v to stdout in the effective output format; t is its table
+// form.
+func (a *App) Render(v any, t Table) error {
+	s, err := a.Settings()
+	if err != nil {
+		return err
+	}
+	return LocalError(render(a.Stdout, s.OutputFormat, v, t))
+}
+
+// Infof writes a status message to stderr, keeping stdout for data.
+func (a *App) Infof(format string, args ...any) {
+	fmt.Fprintf(a.Stderr, format+"\n", args...)
+}
+
+// ErrNoTerminal is returned by PromptSecret when stdin is not a terminal.
+var ErrNoTerminal = errors.New("stdin is not a terminal")
+
+// PromptSecret prints prompt to stderr and reads a line from the terminal
+// on stdin without echo. It fails with ErrNoTerminal when stdin is not a
+// terminal.
+func (a *App) PromptSecret(ctx context.Context, prompt string) (string, error) {
+	f, ok := a.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(f) {
+		return "", ErrNoTerminal
+	}
+	fmt.Fprint(a.Stderr, prompt)
+	defer fmt.Fprintln(a.Stderr)
+	return term.ReadPassword(ctx, f)
+}
