@@ -7,7 +7,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 
+	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
@@ -26,12 +28,13 @@ type Options struct {
 	Health  *health.State
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
-	// Authenticate is the authentication and authorization stage of the
-	// request pipeline. It runs after request ids, path canonicalization
-	// and logging, and before routing; it puts the principal into the
-	// request context (authn.WithPrincipal) or rejects the request. Nil
-	// means auth disabled: every request proceeds anonymously.
-	Authenticate func(http.Handler) http.Handler
+	// Engine is the embedded policy engine (role catalog for visibility,
+	// PlatformAdmin checks, the PDP entrypoints).
+	Engine *authz.Engine
+	// PDP decides every non-bypass request when auth is enabled.
+	PDP PDP
+	// Tokens validates bearer tokens; nil means no validator is enabled.
+	Tokens authn.TokenValidator
 	// OnPolicyChange is called after a committed write changed role
 	// bindings, with the new revision, before the response is written.
 	OnPolicyChange func(ctx context.Context, revision int64)
@@ -45,7 +48,10 @@ type Server struct {
 	health  *health.State
 	metrics *metrics.Metrics
 	log     *slog.Logger
-	authn   func(http.Handler) http.Handler
+	engine  *authz.Engine
+	pdp     PDP
+	tokens  authn.TokenValidator
+	trusted []netip.Prefix
 	changed func(ctx context.Context, revision int64)
 	mux     *http.ServeMux
 }
@@ -53,16 +59,14 @@ type Server struct {
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, authn: o.Authenticate, changed: o.OnPolicyChange, mux: http.NewServeMux()}
-	if s.authn == nil {
-		s.authn = func(h http.Handler) http.Handler { return h }
-	}
+		log: o.Logger, engine: o.Engine, pdp: o.PDP, tokens: o.Tokens, changed: o.OnPolicyChange,
+		trusted: o.Config.Auth.TrustedProxyPrefixes(), mux: http.NewServeMux()}
 	if s.changed == nil {
 		s.changed = func(context.Context, int64) {}
 	}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.authn(h)
+	h = s.authenticate(h)
 	h = limitBody(h)
 	h = s.observe(h)
 	h = s.canonicalize(h)

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/version"
 )
 
@@ -20,7 +21,7 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	services := []string{"auth", "entities"}
 	ready, notReady := services, []map[string]string{}
 	status := "healthy"
@@ -32,9 +33,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	var revision any
-	if rev, err := s.store.PolicyRevision(r.Context()); err == nil {
-		revision = rev
+	var lastReload any
+	if t := s.engine.LastFullReload(); !t.IsZero() {
+		lastReload = store.NewTimestamp(t)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":      status,
@@ -42,8 +43,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		"controllers": map[string]any{"healthy": true, "status": map[string]any{}},
 		"policy": map[string]any{
 			"provider":         s.cfg.Auth.PolicyDecisionPointProvider,
-			"revision":         revision,
-			"last_full_reload": nil,
+			"revision":         s.engine.Revision(),
+			"last_full_reload": lastReload,
 		},
 	})
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authz"
 )
 
 // reqInfo is per-request state shared by the middleware stages.
@@ -71,35 +72,9 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// CanonicalPath applies authz.md's path rules: the /v2/workspaces alias
-// gets the /apis/entities prefix, one trailing slash is dropped, and empty,
-// "." or ".." segments (after percent-decoding each) are invalid. It works
-// on the escaped form so that %2F stays inside its segment.
-func CanonicalPath(escaped string) (string, bool) {
-	if !strings.HasPrefix(escaped, "/") {
-		return "", false
-	}
-	if escaped == "/v2/workspaces" || strings.HasPrefix(escaped, "/v2/workspaces/") {
-		escaped = "/apis/entities" + escaped
-	}
-	if len(escaped) > 1 {
-		escaped = strings.TrimSuffix(escaped, "/")
-	}
-	if escaped == "/" {
-		return escaped, true
-	}
-	for _, seg := range strings.Split(escaped[1:], "/") {
-		dec, err := url.PathUnescape(seg)
-		if err != nil || dec == "" || dec == "." || dec == ".." {
-			return "", false
-		}
-	}
-	return escaped, true
-}
-
 func (s *Server) canonicalize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := CanonicalPath(r.URL.EscapedPath())
+		p, ok := authz.CanonicalPath(r.URL.EscapedPath())
 		if !ok {
 			s.writeError(w, r, apierror.BadRequest("invalid_input", "Invalid request path"))
 			return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -45,8 +46,7 @@ func waitForPropagation(r *http.Request) (bool, error) {
 // policy before the response is written, and reports propagation.
 func (s *Server) policyChanged(w http.ResponseWriter, r *http.Request, revision int64, wait bool) {
 	if revision > 0 {
-		s.changed(r.Context(), revision)
-		s.metrics.PolicyRevision.Set(float64(revision))
+		s.changed(context.WithoutCancel(r.Context()), revision)
 	}
 	state := "skipped"
 	if wait {
@@ -61,12 +61,27 @@ func pathValue(r *http.Request, key string, valid func(string, ...string) error)
 	return v, valid(v, "path", key)
 }
 
+// visibility restricts lists to the caller's workspaces: those where its
+// id, email, a group or "*" has an active binding. Auth disabled,
+// PlatformAdmin and service principals see everything.
+func (s *Server) visibility(r *http.Request) *store.Visibility {
+	p := authn.FromContext(r.Context())
+	if !s.cfg.Auth.Enabled || p == nil || authn.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups) {
+		return nil
+	}
+	ids := append([]string{"*", p.ID}, p.Groups...)
+	if p.Email != "" {
+		ids = append(ids, p.Email)
+	}
+	return &store.Visibility{Principals: ids}
+}
+
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
 	q, err := query.Parse(r.URL.Query(), workspaceSchema)
 	if err != nil {
 		return err
 	}
-	page, err := s.store.ListWorkspaces(r.Context(), q.Options, nil)
+	page, err := s.store.ListWorkspaces(r.Context(), q.Options, s.visibility(r))
 	if err != nil {
 		return err
 	}

@@ -1,46 +1,40 @@
-// Package authz holds the authorization model: the static policy data of
-// the built-in services (embedded) and the role catalog derived from it.
+// Package authz is the authorization model and the embedded policy
+// decision point: the static policy data of the built-in services
+// (embedded), operator extra data, and a native evaluator over an indexed,
+// atomically swapped snapshot of the role bindings. The Rego policy in
+// policy/ implements the same algorithm for external OPA.
 package authz
 
 import (
 	_ "embed"
-	"fmt"
 	"sort"
-
-	"gopkg.in/yaml.v3"
 )
 
 //go:embed data/static.yaml
 var staticData []byte
 
-// Roles that exist but can never be granted through the members API.
+// Roles with special meaning.
 const (
 	RolePlatformAdmin = "PlatformAdmin"
 	RoleServiceSystem = "ServiceSystem"
 	RoleAdmin         = "Admin"
 )
 
-// Role is a named permission set that may include other roles.
-type Role struct {
-	Description string   `yaml:"description"`
-	Includes    []string `yaml:"includes"`
-	Permissions []string `yaml:"permissions"`
-}
-
 // Catalog is the set of defined roles.
 type Catalog struct {
 	roles map[string]Role
 }
 
+// NewCatalog returns the roles of a policy document.
+func NewCatalog(d *Document) *Catalog { return &Catalog{roles: d.Roles} }
+
 // StaticCatalog returns the roles of the embedded static data.
 func StaticCatalog() (*Catalog, error) {
-	var doc struct {
-		Roles map[string]Role `yaml:"roles"`
+	d, err := StaticDocument()
+	if err != nil {
+		return nil, err
 	}
-	if err := yaml.Unmarshal(staticData, &doc); err != nil {
-		return nil, fmt.Errorf("embedded authorization data: %w", err)
-	}
-	return &Catalog{roles: doc.Roles}, nil
+	return NewCatalog(d), nil
 }
 
 // Defined reports whether the role exists.

@@ -15,6 +15,10 @@ type Metrics struct {
 	registry       *prometheus.Registry
 	HTTPRequests   *prometheus.CounterVec
 	PolicyRevision prometheus.Gauge
+	// AuthzDecisions counts PDP decisions by outcome and reason.
+	AuthzDecisions *prometheus.CounterVec
+	// PolicyReloadFailures counts failed policy loads.
+	PolicyReloadFailures prometheus.Counter
 }
 
 // New registers the collectors on a fresh registry.
@@ -30,7 +34,15 @@ func New() *Metrics {
 			Help: "Policy revision (role-binding changes) last seen by this process.",
 		}),
 	}
-	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision,
+	m.AuthzDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nmp_authz_decisions_total",
+		Help: "Authorization decisions of the request pipeline by outcome and PDP reason.",
+	}, []string{"allowed", "reason"})
+	m.PolicyReloadFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nmp_policy_reload_failures_total",
+		Help: "Policy loads that failed (the last good snapshot stays in use).",
+	})
+	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicyReloadFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

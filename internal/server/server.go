@@ -46,6 +46,7 @@ type Server struct {
 	store   store.Store
 	health  *health.State
 	metrics *metrics.Metrics
+	engine  *authz.Engine
 	handler http.Handler
 	clock   store.Clock
 }
@@ -59,13 +60,19 @@ func WithClock(c store.Clock) Option { return func(s *Server) { s.clock = c } }
 // New opens the store, applies migrations, creates the built-in
 // workspaces and seed bindings, and builds the HTTP handler.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, health: health.New("database"), metrics: metrics.New(), clock: time.Now}
+	s := &Server{cfg: cfg, log: log, health: health.New("database", "policy"), metrics: metrics.New(), clock: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
-	roles, err := authz.StaticCatalog()
+	if cfg.Auth.PolicyDecisionPointProvider != "embedded" {
+		return nil, fmt.Errorf("auth.policy_decision_point_provider %q is not supported by this version (use embedded)", cfg.Auth.PolicyDecisionPointProvider)
+	}
+	doc, err := authz.LoadDocument(cfg.Auth.ExtraAuthzDataFiles)
 	if err != nil {
 		return nil, err
+	}
+	if s.engine, err = authz.NewEngine(doc); err != nil {
+		return nil, fmt.Errorf("authorization data: %w", err)
 	}
 	dbURL, err := databaseURL(cfg)
 	if err != nil {
@@ -92,11 +99,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		st.Close()
 		return nil, fmt.Errorf("seed the entity store: %w", err)
 	}
-	if rev, err := st.PolicyRevision(ctx); err == nil {
-		s.metrics.PolicyRevision.Set(float64(rev))
-	}
 	s.health.Set("database", nil)
-	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: roles, Health: s.health, Metrics: s.metrics, Logger: log})
+	s.reloadPolicy(ctx)
+	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
+		Metrics: s.metrics, Logger: log, Engine: s.engine, PDP: api.EmbeddedPDP{Engine: s.engine},
+		OnPolicyChange: s.syncPolicy})
 	where := cfg.SQLitePath()
 	if st.Dialect() != "sqlite" {
 		where = cfg.Entities.DatabaseConfig.RedactedURL()
@@ -157,6 +164,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	checkCtx, stopChecks := context.WithCancel(ctx)
 	defer stopChecks()
 	go s.checkDatabase(checkCtx)
+	go s.refreshPolicy(checkCtx)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -209,6 +217,52 @@ func (s *Server) checkDatabase(ctx context.Context) {
 		}
 	}
 }
+
+// syncPolicy applies binding changes committed by this process before the
+// write responds, so the next request sees them.
+func (s *Server) syncPolicy(ctx context.Context, _ int64) {
+	if err := s.engine.Sync(ctx, s.store, s.clock()); err != nil {
+		s.metrics.PolicyReloadFailures.Inc()
+		s.log.Error("policy update failed; the next full reload retries", "error", err)
+		return
+	}
+	s.metrics.PolicyRevision.Set(float64(s.engine.Revision()))
+}
+
+// reloadPolicy loads every binding. A failure keeps the last snapshot,
+// is logged and fails readiness until the next success.
+func (s *Server) reloadPolicy(ctx context.Context) {
+	err := s.engine.Reload(ctx, s.store, s.clock())
+	s.health.Set("policy", err)
+	if err != nil {
+		s.metrics.PolicyReloadFailures.Inc()
+		s.log.Error("policy reload failed", "error", err)
+		return
+	}
+	s.metrics.PolicyRevision.Set(float64(s.engine.Revision()))
+}
+
+// refreshPolicy is the safety net: a full reload every
+// auth.policy_data_refresh_interval seconds.
+func (s *Server) refreshPolicy(ctx context.Context) {
+	interval := time.Duration(s.cfg.Auth.PolicyDataRefreshInterval * float64(time.Second))
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.reloadPolicy(ctx)
+		}
+	}
+}
+
+// Engine is the embedded policy engine.
+func (s *Server) Engine() *authz.Engine { return s.engine }
 
 // Run builds the server and serves on its configured address until ctx
 // is cancelled.

@@ -1,0 +1,215 @@
+package authn
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/nmp-project/nmp/internal/apierror"
+)
+
+// Identity headers (authn.md "Identity headers").
+const (
+	HeaderPrincipalID             = "X-NMP-Principal-Id"
+	HeaderPrincipalEmail          = "X-NMP-Principal-Email"
+	HeaderPrincipalGroups         = "X-NMP-Principal-Groups"
+	HeaderOnBehalfOf              = "X-NMP-Principal-On-Behalf-Of"
+	HeaderOnBehalfOfEmail         = "X-NMP-Principal-On-Behalf-Of-Email"
+	HeaderOnBehalfOfGroups        = "X-NMP-Principal-On-Behalf-Of-Groups"
+	HeaderScopes                  = "X-NMP-Scopes"
+	HeaderAuthorized              = "X-NMP-Authorized"
+	maxPrincipalIDLen             = 256
+	maxEmailLen                   = 320
+	maxListItems                  = 100
+	maxHeaderLen                  = 64 << 10
+	serviceAccountPrincipalPrefix = "service-account:"
+)
+
+// IdentityHeaders lists every identity header, which gateways strip from
+// external traffic and the server trusts only from trusted proxies.
+var IdentityHeaders = []string{HeaderPrincipalID, HeaderPrincipalEmail, HeaderPrincipalGroups,
+	HeaderOnBehalfOf, HeaderOnBehalfOfEmail, HeaderOnBehalfOfGroups, HeaderScopes, HeaderAuthorized}
+
+var (
+	rePrincipalID = regexp.MustCompile(`^[A-Za-z0-9@._\-:+/|]+$`)
+	reEmail       = regexp.MustCompile(`^[^@\s]+@[^@\s]+$`)
+	reSeg         = `[a-z0-9]+(-[a-z0-9]+)*`
+	rePermission  = regexp.MustCompile(`^` + reSeg + `(\.` + reSeg + `)+$`)
+)
+
+// HasIdentityHeaders reports whether any identity header is present.
+func HasIdentityHeaders(h http.Header) bool {
+	for _, name := range IdentityHeaders {
+		if _, ok := h[http.CanonicalHeaderKey(name)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidPrincipalID reports whether id is a syntactically valid principal id.
+func ValidPrincipalID(id string) bool {
+	return len(id) <= maxPrincipalIDLen && rePrincipalID.MatchString(id)
+}
+
+// ValidEmail reports whether s is a syntactically valid email.
+func ValidEmail(s string) bool { return len(s) <= maxEmailLen && reEmail.MatchString(s) }
+
+// PermissionShaped reports whether a scope looks like a permission ("a.b").
+func PermissionShaped(s string) bool { return rePermission.MatchString(s) }
+
+func invalidHeader(name, msg string) error {
+	return apierror.BadRequest("invalid_header", "Invalid %s header: %s", name, msg)
+}
+
+// single returns the header's one value; a repeated header is refused.
+func single(h http.Header, name string) (string, bool, error) {
+	vs := h.Values(name)
+	switch {
+	case len(vs) == 0:
+		return "", false, nil
+	case len(vs) > 1:
+		return "", true, invalidHeader(name, "given more than once")
+	case len(vs[0]) > maxHeaderLen:
+		return "", true, invalidHeader(name, "too long")
+	}
+	return vs[0], true, nil
+}
+
+// ParseIdentityHeaders validates the identity headers and returns the
+// principal they describe, or nil when X-NMP-Principal-Id is absent
+// (identity headers without it are ignored). Errors are 400
+// invalid_header (or invalid_scope) naming the header.
+func ParseIdentityHeaders(h http.Header) (*Principal, error) {
+	id, ok, err := single(h, HeaderPrincipalID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !ValidPrincipalID(id) {
+		return nil, invalidHeader(HeaderPrincipalID, "must be at most 256 characters from [A-Za-z0-9@._-:+/|]")
+	}
+	p := &Principal{ID: id}
+	if p.Email, err = emailHeader(h, HeaderPrincipalEmail); err != nil {
+		return nil, err
+	}
+	if p.Groups, err = groupsHeader(h, HeaderPrincipalGroups); err != nil {
+		return nil, err
+	}
+	if p.Scopes, err = scopesHeader(h); err != nil {
+		return nil, err
+	}
+	if p.OnBehalfOf, err = onBehalfOf(h); err != nil {
+		return nil, err
+	}
+	if p.OnBehalfOf != nil && !IsService(p.ID) {
+		return nil, invalidHeader(HeaderOnBehalfOf, "requires a service: principal id")
+	}
+	return p, nil
+}
+
+func emailHeader(h http.Header, name string) (string, error) {
+	v, ok, err := single(h, name)
+	if err != nil || !ok {
+		return "", err
+	}
+	if !ValidEmail(v) {
+		return "", invalidHeader(name, "must be an email address of at most 320 characters")
+	}
+	return v, nil
+}
+
+func groupsHeader(h http.Header, name string) ([]string, error) {
+	v, ok, err := single(h, name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return splitGroups(strings.Split(v, ","), name)
+}
+
+func splitGroups(items []string, name string) ([]string, error) {
+	var groups []string
+	for _, g := range items {
+		if g = strings.TrimSpace(g); g == "" {
+			continue
+		}
+		if !ValidPrincipalID(g) {
+			return nil, invalidHeader(name, "each group must be a valid principal id")
+		}
+		groups = append(groups, g)
+	}
+	if len(groups) > maxListItems {
+		return nil, invalidHeader(name, "more than 100 groups")
+	}
+	return groups, nil
+}
+
+func scopesHeader(h http.Header) ([]string, error) {
+	v, ok, err := single(h, HeaderScopes)
+	if err != nil || !ok {
+		return nil, err
+	}
+	scopes := strings.Fields(v)
+	if len(scopes) > maxListItems {
+		return nil, invalidHeader(HeaderScopes, "more than 100 scopes")
+	}
+	for _, s := range scopes {
+		if PermissionShaped(s) {
+			return nil, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(s))
+		}
+	}
+	return scopes, nil
+}
+
+// onBehalfOf reads the user a service acts for: a principal id, or a
+// JSON object {"id", "email", "groups"}; the -Email and -Groups headers
+// complete it.
+func onBehalfOf(h http.Header) (*Principal, error) {
+	v, ok, err := single(h, HeaderOnBehalfOf)
+	if err != nil || !ok {
+		return nil, err
+	}
+	u := &Principal{}
+	if strings.HasPrefix(v, "{") {
+		var obj struct {
+			ID     string   `json:"id"`
+			Email  string   `json:"email"`
+			Groups []string `json:"groups"`
+		}
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&obj); err != nil || dec.More() {
+			return nil, invalidHeader(HeaderOnBehalfOf, "malformed JSON object")
+		}
+		if obj.Email != "" && !ValidEmail(obj.Email) {
+			return nil, invalidHeader(HeaderOnBehalfOf, "invalid email")
+		}
+		if u.Groups, err = splitGroups(obj.Groups, HeaderOnBehalfOf); err != nil {
+			return nil, err
+		}
+		u.ID, u.Email = obj.ID, obj.Email
+	} else {
+		u.ID = v
+	}
+	if !ValidPrincipalID(u.ID) || IsService(u.ID) || strings.HasPrefix(u.ID, serviceAccountPrincipalPrefix) {
+		return nil, invalidHeader(HeaderOnBehalfOf, "must name a user principal id")
+	}
+	if email, err := emailHeader(h, HeaderOnBehalfOfEmail); err != nil {
+		return nil, err
+	} else if email != "" {
+		u.Email = email
+	}
+	if groups, err := groupsHeader(h, HeaderOnBehalfOfGroups); err != nil {
+		return nil, err
+	} else if groups != nil {
+		u.Groups = groups
+	}
+	return u, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,425 @@
+package authz
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nmp-project/nmp/internal/store"
+)
+
+// Input is the input of the allow entrypoint (direct form).
+type Input struct {
+	PrincipalID     string   `json:"principal_id"`
+	PrincipalEmail  string   `json:"principal_email,omitempty"`
+	PrincipalGroups []string `json:"principal_groups,omitempty"`
+	OnBehalfOf      string   `json:"on_behalf_of_principal_id,omitempty"`
+	Method          string   `json:"method"`
+	Path            string   `json:"path"`
+	Scopes          []string `json:"scopes,omitempty"`
+}
+
+// Decision is the answer of allow, with the rule that decided.
+type Decision struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason"`
+}
+
+// PermissionsInput is the input of has_permissions.
+type PermissionsInput struct {
+	PrincipalID     string   `json:"principal_id"`
+	PrincipalEmail  string   `json:"principal_email,omitempty"`
+	PrincipalGroups []string `json:"principal_groups,omitempty"`
+	OnBehalfOf      string   `json:"on_behalf_of_principal_id,omitempty"`
+	Workspace       string   `json:"workspace"`
+	Permissions     []string `json:"permissions"`
+}
+
+// RoleInput is the input of has_role.
+type RoleInput struct {
+	PrincipalID     string   `json:"principal_id"`
+	PrincipalEmail  string   `json:"principal_email,omitempty"`
+	PrincipalGroups []string `json:"principal_groups,omitempty"`
+	Workspace       string   `json:"workspace"`
+	Role            string   `json:"role"`
+}
+
+// snapshot is one immutable state of the policy: compiled static data
+// plus the binding index at a revision.
+type snapshot struct {
+	policy   *policy
+	index    *bindingIndex
+	revision int64
+	loaded   bool
+	reloaded time.Time
+}
+
+// Engine is the embedded policy decision point. Decisions read the
+// current snapshot without locks; updates build a new snapshot and swap it
+// atomically.
+type Engine struct {
+	snap atomic.Pointer[snapshot]
+	mu   sync.Mutex // serializes updates
+}
+
+// NewEngine compiles the policy document. Until bindings are loaded every
+// non-public decision is a deny (no_policy_data).
+func NewEngine(doc *Document) (*Engine, error) {
+	p, err := compile(doc)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{}
+	e.snap.Store(&snapshot{policy: p, index: &bindingIndex{}})
+	return e, nil
+}
+
+// Document returns the static policy document the engine was built from.
+func (e *Engine) Document() *Document { return e.snap.Load().policy.doc }
+
+// Revision is the policy revision of the current snapshot.
+func (e *Engine) Revision() int64 { return e.snap.Load().revision }
+
+// Loaded reports whether bindings have been loaded.
+func (e *Engine) Loaded() bool { return e.snap.Load().loaded }
+
+// LastFullReload is the time of the last full load (zero if none).
+func (e *Engine) LastFullReload() time.Time { return e.snap.Load().reloaded }
+
+// Load replaces every binding (a full reload).
+func (e *Engine) Load(pb store.PolicyBindings, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.snap.Load()
+	e.snap.Store(&snapshot{policy: cur.policy, index: buildIndex(cur.policy, pb.Bindings),
+		revision: pb.Revision, loaded: true, reloaded: now})
+}
+
+// Apply applies binding changes read after the current revision; changes
+// at or below it are ignored (another update got there first).
+func (e *Engine) Apply(pb store.PolicyBindings) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.snap.Load()
+	if !cur.loaded || pb.Revision <= cur.revision {
+		return
+	}
+	var changes []store.RoleBinding
+	for _, b := range pb.Bindings {
+		if b.Revision > cur.revision {
+			changes = append(changes, b)
+		}
+	}
+	next := *cur
+	next.index = cur.index.apply(cur.policy, changes)
+	next.revision = pb.Revision
+	e.snap.Store(&next)
+}
+
+// BindingSource is where the engine reads bindings (the store).
+type BindingSource interface {
+	ActiveBindings(ctx context.Context) (store.PolicyBindings, error)
+	BindingChanges(ctx context.Context, after int64) (store.PolicyBindings, error)
+}
+
+// Sync brings the engine up to the source's revision: a full load the
+// first time, else the changes since the current revision.
+func (e *Engine) Sync(ctx context.Context, src BindingSource, now time.Time) error {
+	if !e.Loaded() {
+		return e.Reload(ctx, src, now)
+	}
+	pb, err := src.BindingChanges(ctx, e.Revision())
+	if err != nil {
+		return err
+	}
+	e.Apply(pb)
+	return nil
+}
+
+// Reload performs a full load from the source.
+func (e *Engine) Reload(ctx context.Context, src BindingSource, now time.Time) error {
+	pb, err := src.ActiveBindings(ctx)
+	if err != nil {
+		return err
+	}
+	e.Load(pb, now)
+	return nil
+}
+
+// DataDocument renders data.authz (static data plus principals) for OPA.
+func (e *Engine) DataDocument() map[string]any {
+	s := e.snap.Load()
+	return s.policy.doc.DataDocument(s.index.principals(s.policy))
+}
+
+// request is the per-decision view of the caller.
+type request struct {
+	s     *snapshot
+	ids   []string // principal id, email, groups (non-empty, deduplicated)
+	pid   string
+	svc   bool
+	admin bool
+}
+
+func (s *snapshot) newRequest(pid, email string, groups []string) request {
+	r := request{s: s, pid: pid, svc: strings.HasPrefix(pid, "service:")}
+	for _, id := range append([]string{pid, email}, groups...) {
+		if id != "" && !containsString(r.ids, id) {
+			r.ids = append(r.ids, id)
+		}
+	}
+	for _, id := range r.ids {
+		if s.index.roles(id, store.SystemWorkspace).has(s.policy.platformRole) {
+			r.admin = true
+			break
+		}
+	}
+	return r
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// perms is the union of the permissions of the roles bound in workspace
+// to the caller's ids and "*", plus ServiceSystem for a service principal
+// without an explicit binding there.
+func (r request) perms(workspace string, implicitService bool) permSet {
+	var rs roleSet
+	for _, id := range r.ids {
+		rs.or(r.s.index.roles(id, workspace))
+	}
+	rs.or(r.s.index.roles("*", workspace))
+	if implicitService && r.svc && r.s.index.roles(r.pid, workspace).empty() {
+		rs.add(r.s.policy.serviceRole)
+	}
+	var ps permSet
+	rs.each(func(i int) { ps.or(&r.s.policy.rolePerms[i]) })
+	return ps
+}
+
+// hasPerms checks every requirement, each in its own workspace.
+func (r request) hasPerms(workspace string, reqs []permReq, implicitService bool) bool {
+	var local permSet
+	computed := false
+	for _, q := range reqs {
+		if q.workspace != "" && q.workspace != workspace {
+			if ps := r.perms(q.workspace, implicitService); !ps.has(q.index) {
+				return false
+			}
+			continue
+		}
+		if !computed {
+			local, computed = r.perms(workspace, implicitService), true
+		}
+		if !local.has(q.index) {
+			return false
+		}
+	}
+	return true
+}
+
+// scopesOK is the scope layer: true when the token has no colon scopes,
+// the endpoint lists none, or one of the endpoint's scopes was granted.
+func scopesOK(token, endpoint []string) bool {
+	colon := false
+	for _, s := range token {
+		if strings.Contains(s, ":") {
+			colon = true
+			break
+		}
+	}
+	if !colon || len(endpoint) == 0 {
+		return true
+	}
+	for _, want := range endpoint {
+		if containsString(token, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func deny(reason string) Decision  { return Decision{Allowed: false, Reason: reason} }
+func allow(reason string) Decision { return Decision{Allowed: true, Reason: reason} }
+
+// Allow evaluates the allow entrypoint (authz.md "Evaluation"): the first
+// matching row decides.
+func (e *Engine) Allow(in Input) Decision {
+	s := e.snap.Load()
+	p := s.policy
+	canonical, segs, ok := requestPath(in.Path)
+	if !ok { // row 1
+		return deny("invalid_path")
+	}
+	for _, sc := range in.Scopes {
+		if IsPermissionShaped(sc) {
+			return deny("invalid_scope")
+		}
+	}
+	rt, found := p.endpoints.lookup(in.Method, segs)
+	public := found && rt.ep.Public
+	if !s.loaded && !public { // row 2
+		return deny("no_policy_data")
+	}
+	if found && rt.ep.Deny { // row 3
+		return deny("endpoint_denied")
+	}
+	for _, prefix := range p.denied { // row 4
+		if canonical == prefix || strings.HasPrefix(canonical, strings.TrimSuffix(prefix, "/")+"/") {
+			return deny("prefix_denied")
+		}
+	}
+	if public { // row 5
+		return allow("public_endpoint")
+	}
+	r := s.newRequest(in.PrincipalID, in.PrincipalEmail, in.PrincipalGroups)
+	if len(r.ids) == 0 { // row 6
+		return deny("no_principal")
+	}
+	method := strings.ToUpper(in.Method)
+	if !r.svc && !r.admin && entitiesInternal(method, segs) { // row 7
+		return deny("entities_internal")
+	}
+	if found && isOnly(rt.ep.Callers, CallersServicePrincipal) && !r.svc && !r.admin { // row 8
+		return deny("callers_restricted")
+	}
+	if found && isOnly(rt.ep.Callers, CallersPrincipal) && r.svc { // row 9
+		return deny("callers_restricted")
+	}
+	if canonical == bundlePath && p.hasBundle { // row 10
+		if !(r.hasPerms(store.SystemWorkspace, p.bundleRoute.ep.reqs, true) && scopesOK(in.Scopes, p.bundleRoute.ep.Scopes)) {
+			return deny("bundle_forbidden")
+		}
+	}
+	if r.admin { // row 11
+		return allow("platform_admin")
+	}
+	if !found {
+		if r.svc { // row 12
+			return allow("service_unknown_path")
+		}
+		return deny("unknown_endpoint") // row 13
+	}
+	if !scopesOK(in.Scopes, rt.ep.Scopes) { // row 14
+		return deny("scope_missing")
+	}
+	if len(rt.ep.reqs) == 0 { // row 15
+		return allow("authenticated")
+	}
+	ws := ""
+	if rt.pat.wsIndex >= 0 {
+		ws = segs[rt.pat.wsIndex]
+	}
+	if ws == store.AllWorkspaces {
+		switch {
+		case method == "GET" || method == "HEAD": // row 16
+			return allow("cross_workspace_read")
+		case r.svc && r.hasPerms(store.AllWorkspaces, rt.ep.reqs, true): // row 17
+			return allow("permission_granted")
+		}
+		return deny("permission_missing") // row 18
+	}
+	if ws == "" {
+		ws = store.SystemWorkspace
+	}
+	if r.hasPerms(ws, rt.ep.reqs, true) { // row 19
+		return allow("permission_granted")
+	}
+	return deny("permission_missing") // row 20
+}
+
+func isOnly(list []string, v string) bool { return len(list) == 1 && list[0] == v }
+
+// entitiesInternal is row 7: paths under /apis/entities/v2/ other than
+// the public workspace, members, projects and entities routes.
+func entitiesInternal(method string, segs []string) bool {
+	if len(segs) < 4 || segs[0] != "apis" || segs[1] != "entities" || segs[2] != "v2" {
+		return false
+	}
+	rest := segs[3:]
+	switch {
+	case len(rest) == 1 && rest[0] == "workspaces":
+		return !(method == "GET" || method == "HEAD" || method == "POST")
+	case len(rest) == 2 && rest[0] == "workspaces":
+		return !(method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE")
+	case len(rest) >= 3 && rest[0] == "workspaces" && rest[1] != store.AllWorkspaces:
+		return rest[2] != "members" && rest[2] != "projects" && rest[2] != "entities"
+	}
+	return true
+}
+
+// HasPermissions evaluates has_permissions: scopes are ignored; a
+// PlatformAdmin has every permission; with on-behalf-of the ids are the
+// user's and no ServiceSystem applies.
+func (e *Engine) HasPermissions(in PermissionsInput) bool {
+	s := e.snap.Load()
+	if !s.loaded {
+		return false
+	}
+	pid, implicit := in.PrincipalID, true
+	if in.OnBehalfOf != "" {
+		pid, implicit = in.OnBehalfOf, false
+	}
+	r := s.newRequest(pid, in.PrincipalEmail, in.PrincipalGroups)
+	if in.OnBehalfOf != "" {
+		r.svc = false
+	}
+	if len(r.ids) == 0 {
+		return false
+	}
+	if r.admin {
+		return true
+	}
+	for _, perm := range in.Permissions {
+		q, ok := s.policy.requirement(perm)
+		if !ok {
+			return false
+		}
+		if !r.hasPerms(in.Workspace, []permReq{q}, implicit) {
+			return false
+		}
+	}
+	return true
+}
+
+// requirement resolves a permission id ("p" or "w2/p").
+func (p *policy) requirement(perm string) (permReq, bool) {
+	var q permReq
+	if ws, id, ok := strings.Cut(perm, "/"); ok {
+		q.workspace, perm = ws, id
+	}
+	i, ok := p.permIndex[perm]
+	q.index = i
+	return q, ok
+}
+
+// IsPlatformAdmin reports whether any of the ids holds PlatformAdmin in
+// the system workspace.
+func (e *Engine) IsPlatformAdmin(id, email string, groups []string) bool {
+	return e.snap.Load().newRequest(id, email, groups).admin
+}
+
+// HasRole evaluates has_role: the role is bound directly in the workspace
+// to the principal id, email or a group (no includes, no "*" unless the
+// principal id is "*", no PlatformAdmin shortcut).
+func (e *Engine) HasRole(in RoleInput) bool {
+	s := e.snap.Load()
+	ri, ok := s.policy.roleIndex[in.Role]
+	if !s.loaded || !ok {
+		return false
+	}
+	for _, id := range append([]string{in.PrincipalID, in.PrincipalEmail}, in.PrincipalGroups...) {
+		if id != "" && s.index.roles(id, in.Workspace).has(ri) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,64 @@
+package authz
+
+import (
+	"net/url"
+	"strings"
+)
+
+// CanonicalPath applies authz.md's canonical path rules to an escaped
+// request path: the /v2/workspaces alias gets the /apis/entities prefix,
+// one trailing slash is dropped, and an empty, "." or ".." segment (after
+// percent-decoding each segment on its own) or a bad escape makes the path
+// invalid. It works on the escaped form, so %2F stays in its segment.
+func CanonicalPath(escaped string) (string, bool) {
+	if i := strings.IndexAny(escaped, "?#"); i >= 0 {
+		escaped = escaped[:i]
+	}
+	if !strings.HasPrefix(escaped, "/") {
+		return "", false
+	}
+	if escaped == "/v2/workspaces" || strings.HasPrefix(escaped, "/v2/workspaces/") {
+		escaped = "/apis/entities" + escaped
+	}
+	if len(escaped) > 1 {
+		escaped = strings.TrimSuffix(escaped, "/")
+	}
+	if _, ok := decodeSegments(escaped); !ok {
+		return "", false
+	}
+	return escaped, true
+}
+
+// decodeSegments splits a canonical escaped path into decoded segments
+// ("%XX" escapes only; "+" stays literal). "/" has no segments.
+func decodeSegments(escaped string) ([]string, bool) {
+	if escaped == "/" {
+		return nil, true
+	}
+	raw := strings.Split(escaped[1:], "/")
+	segs := make([]string, len(raw))
+	for i, s := range raw {
+		d := s
+		if strings.IndexByte(s, '%') >= 0 {
+			var err error
+			if d, err = url.PathUnescape(s); err != nil {
+				return nil, false
+			}
+		}
+		if d == "" || d == "." || d == ".." {
+			return nil, false
+		}
+		segs[i] = d
+	}
+	return segs, true
+}
+
+// requestPath canonicalizes an input path and decodes its segments.
+func requestPath(path string) (canonical string, segs []string, ok bool) {
+	canonical, ok = CanonicalPath(path)
+	if !ok {
+		return "", nil, false
+	}
+	segs, ok = decodeSegments(canonical)
+	return canonical, segs, ok
+}
