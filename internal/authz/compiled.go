@@ -46,7 +46,9 @@ func (s *permSet) or(o *permSet) {
 	}
 }
 
-func (s *permSet) has(i int) bool { return s.all || s.bits[i/64]&(1<<(i%64)) != 0 }
+// has reports whether permission i is held; an undeclared permission
+// (i < 0) is held only through "*".
+func (s *permSet) has(i int) bool { return s.all || i >= 0 && s.bits[i/64]&(1<<(i%64)) != 0 }
 
 // permReq is one required permission: in the request's workspace, or in
 // another one ("w2/p").
@@ -72,8 +74,8 @@ type policy struct {
 	denied       []string
 	platformRole int
 	serviceRole  int
-	bundleRoute  route
-	hasBundle    bool
+	bundleScopes []string
+	bundleReq    permReq
 }
 
 // bundlePath is the OPA bundle endpoint (authz.md row 10).
@@ -121,9 +123,8 @@ func compile(doc *Document) (*policy, error) {
 		}
 	}
 	p.endpoints = idx
-	if segs, ok := decodeSegments(bundlePath); ok {
-		p.bundleRoute, p.hasBundle = idx.lookup("GET", segs)
-	}
+	p.bundleScopes = doc.Endpoints[bundlePath]["get"].Scopes
+	p.bundleReq, _ = p.requirement("iam.bundle.read")
 	return p, nil
 }
 
@@ -147,12 +148,23 @@ func (p *policy) expand(role string, into *permSet, depth int) {
 func (p *policy) requirements(perms []string) []permReq {
 	reqs := make([]permReq, 0, len(perms))
 	for _, perm := range perms {
-		var r permReq
-		if ws, id, ok := strings.Cut(perm, "/"); ok {
-			r.workspace, perm = ws, id
-		}
-		r.index = p.permIndex[perm]
+		r, _ := p.requirement(perm)
 		reqs = append(reqs, r)
 	}
 	return reqs
+}
+
+// requirement resolves a permission id ("p" or "w2/p", split at the
+// first "/"). An undeclared permission gets index -1, which only "*"
+// satisfies.
+func (p *policy) requirement(perm string) (permReq, bool) {
+	q := permReq{index: -1}
+	if ws, id, ok := strings.Cut(perm, "/"); ok {
+		q.workspace, perm = ws, id
+	}
+	i, ok := p.permIndex[perm]
+	if ok {
+		q.index = i
+	}
+	return q, ok
 }

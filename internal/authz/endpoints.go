@@ -25,6 +25,9 @@ func compilePattern(text string) (*pattern, error) {
 		return nil, fmt.Errorf("endpoint pattern %q must start with /", text)
 	}
 	p := &pattern{text: text, wsIndex: -1}
+	if text == "/" {
+		return p, nil
+	}
 	parts := strings.Split(strings.TrimPrefix(text, "/"), "/")
 	for i, part := range parts {
 		if part == "" {
@@ -35,7 +38,7 @@ func compilePattern(text string) (*pattern, error) {
 			p.segs = append(p.segs, "")
 			p.names = append(p.names, name)
 			p.placeholders++
-			if name == "workspace" || name == "workspace_id" {
+			if (name == "workspace" || name == "workspace_id") && p.wsIndex < 0 {
 				p.wsIndex = i
 			}
 			continue
@@ -49,7 +52,7 @@ func compilePattern(text string) (*pattern, error) {
 	}
 	if p.wsIndex < 0 {
 		for i := 1; i < len(p.segs); i++ {
-			if p.segs[i] == "" && p.segs[i-1] == "workspaces" {
+			if p.names[i] != "" && p.segs[i-1] == "workspaces" && p.names[i-1] == "" {
 				p.wsIndex = i
 				break
 			}
@@ -76,6 +79,18 @@ func (p *pattern) match(segs []string) bool {
 		}
 	}
 	return true
+}
+
+// workspace returns the value of the workspace placeholder; a greedy
+// placeholder takes the remaining segments joined with "/".
+func (p *pattern) workspace(segs []string) (string, bool) {
+	if p.wsIndex < 0 {
+		return "", false
+	}
+	if p.rest && p.wsIndex == len(p.segs)-1 {
+		return strings.Join(segs[p.wsIndex:], "/"), true
+	}
+	return segs[p.wsIndex], true
 }
 
 // less orders patterns by rank: fewest placeholders, then most literals,
@@ -112,6 +127,22 @@ func compileEndpoints(eps map[string]map[string]Endpoint) (*endpointIndex, error
 			idx.byMethod[m] = append(idx.byMethod[m], route{pat: p, ep: &compiledEndpoint{Endpoint: ep}})
 		}
 	}
+	// HEAD falls back to GET pattern by pattern: a HEAD request considers
+	// every pattern with a head entry or, failing that, a get entry.
+	var head []route
+	for text, byMethod := range eps {
+		if _, ok := byMethod["head"]; ok {
+			continue
+		}
+		if _, ok := byMethod["get"]; ok {
+			for _, r := range idx.byMethod["get"] {
+				if r.pat.text == text {
+					head = append(head, r)
+				}
+			}
+		}
+	}
+	idx.byMethod["head"] = append(idx.byMethod["head"], head...)
 	for m, routes := range idx.byMethod {
 		sort.Slice(routes, func(i, j int) bool { return routes[i].pat.less(routes[j].pat) })
 		for i := 1; i < len(routes); i++ {
@@ -142,21 +173,9 @@ func overlap(a, b *pattern) bool {
 	return true
 }
 
-// lookup returns the best-ranked route for the method (HEAD falls back
-// to GET) and decoded path.
+// lookup returns the best-ranked route for the method and decoded path.
 func (idx *endpointIndex) lookup(method string, segs []string) (route, bool) {
-	m := strings.ToLower(method)
-	if r, ok := idx.find(m, segs); ok {
-		return r, true
-	}
-	if m == "head" {
-		return idx.find("get", segs)
-	}
-	return route{}, false
-}
-
-func (idx *endpointIndex) find(m string, segs []string) (route, bool) {
-	for _, r := range idx.byMethod[m] {
+	for _, r := range idx.byMethod[strings.ToLower(method)] {
 		if r.pat.match(segs) {
 			return r, true
 		}

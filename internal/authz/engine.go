@@ -255,10 +255,13 @@ func allow(reason string) Decision { return Decision{Allowed: true, Reason: reas
 func (e *Engine) Allow(in Input) Decision {
 	s := e.snap.Load()
 	p := s.policy
-	canonical, segs, ok := requestPath(in.Path)
+	_, segs, ok := requestPath(in.Path)
 	if !ok { // row 1
 		return deny("invalid_path")
 	}
+	// The decoded canonical path: prefixes (rows 4 and 7) and the bundle
+	// path (row 10) are compared on it.
+	canonical := "/" + strings.Join(segs, "/")
 	for _, sc := range in.Scopes {
 		if IsPermissionShaped(sc) {
 			return deny("invalid_scope")
@@ -273,7 +276,7 @@ func (e *Engine) Allow(in Input) Decision {
 		return deny("endpoint_denied")
 	}
 	for _, prefix := range p.denied { // row 4
-		if canonical == prefix || strings.HasPrefix(canonical, strings.TrimSuffix(prefix, "/")+"/") {
+		if below(canonical, strings.TrimSuffix(prefix, "/")) {
 			return deny("prefix_denied")
 		}
 	}
@@ -285,7 +288,7 @@ func (e *Engine) Allow(in Input) Decision {
 		return deny("no_principal")
 	}
 	method := strings.ToUpper(in.Method)
-	if !r.svc && !r.admin && entitiesInternal(method, segs) { // row 7
+	if !r.svc && !r.admin && strings.HasPrefix(canonical, "/apis/entities/v2/") && !entitiesPublic(method, segs) { // row 7
 		return deny("entities_internal")
 	}
 	if found && isOnly(rt.ep.Callers, CallersServicePrincipal) && !r.svc && !r.admin { // row 8
@@ -294,8 +297,8 @@ func (e *Engine) Allow(in Input) Decision {
 	if found && isOnly(rt.ep.Callers, CallersPrincipal) && r.svc { // row 9
 		return deny("callers_restricted")
 	}
-	if canonical == bundlePath && p.hasBundle { // row 10
-		if !(r.hasPerms(store.SystemWorkspace, p.bundleRoute.ep.reqs, true) && scopesOK(in.Scopes, p.bundleRoute.ep.Scopes)) {
+	if canonical == bundlePath { // row 10
+		if !(r.hasPerms(store.SystemWorkspace, []permReq{p.bundleReq}, true) && scopesOK(in.Scopes, p.bundleScopes)) {
 			return deny("bundle_forbidden")
 		}
 	}
@@ -314,11 +317,8 @@ func (e *Engine) Allow(in Input) Decision {
 	if len(rt.ep.reqs) == 0 { // row 15
 		return allow("authenticated")
 	}
-	ws := ""
-	if rt.pat.wsIndex >= 0 {
-		ws = segs[rt.pat.wsIndex]
-	}
-	if ws == store.AllWorkspaces {
+	ws, hasWS := rt.pat.workspace(segs)
+	if hasWS && ws == store.AllWorkspaces {
 		switch {
 		case method == "GET" || method == "HEAD": // row 16
 			return allow("cross_workspace_read")
@@ -327,7 +327,7 @@ func (e *Engine) Allow(in Input) Decision {
 		}
 		return deny("permission_missing") // row 18
 	}
-	if ws == "" {
+	if !hasWS {
 		ws = store.SystemWorkspace
 	}
 	if r.hasPerms(ws, rt.ep.reqs, true) { // row 19
@@ -338,22 +338,25 @@ func (e *Engine) Allow(in Input) Decision {
 
 func isOnly(list []string, v string) bool { return len(list) == 1 && list[0] == v }
 
-// entitiesInternal is row 7: paths under /apis/entities/v2/ other than
-// the public workspace, members, projects and entities routes.
-func entitiesInternal(method string, segs []string) bool {
-	if len(segs) < 4 || segs[0] != "apis" || segs[1] != "entities" || segs[2] != "v2" {
+// below reports whether path equals prefix or lies below it.
+func below(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// entitiesPublic lists the entity-store routes open to ordinary callers
+// (row 7): the workspace collection, one workspace, and a workspace's
+// members, projects and entities.
+func entitiesPublic(method string, segs []string) bool {
+	if len(segs) < 4 || segs[0] != "apis" || segs[1] != "entities" || segs[2] != "v2" || segs[3] != "workspaces" {
 		return false
 	}
-	rest := segs[3:]
 	switch {
-	case len(rest) == 1 && rest[0] == "workspaces":
-		return !(method == "GET" || method == "HEAD" || method == "POST")
-	case len(rest) == 2 && rest[0] == "workspaces":
-		return !(method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE")
-	case len(rest) >= 3 && rest[0] == "workspaces" && rest[1] != store.AllWorkspaces:
-		return rest[2] != "members" && rest[2] != "projects" && rest[2] != "entities"
+	case len(segs) == 4:
+		return method == "GET" || method == "HEAD" || method == "POST"
+	case len(segs) == 5:
+		return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE"
 	}
-	return true
+	return segs[4] != store.AllWorkspaces && (segs[5] == "members" || segs[5] == "projects" || segs[5] == "entities")
 }
 
 // HasPermissions evaluates has_permissions: scopes are ignored; a
@@ -361,7 +364,7 @@ func entitiesInternal(method string, segs []string) bool {
 // user's and no ServiceSystem applies.
 func (e *Engine) HasPermissions(in PermissionsInput) bool {
 	s := e.snap.Load()
-	if !s.loaded {
+	if !s.loaded || in.Workspace == "" || len(in.Permissions) == 0 {
 		return false
 	}
 	pid, implicit := in.PrincipalID, true
@@ -369,7 +372,7 @@ func (e *Engine) HasPermissions(in PermissionsInput) bool {
 		pid, implicit = in.OnBehalfOf, false
 	}
 	r := s.newRequest(pid, in.PrincipalEmail, in.PrincipalGroups)
-	if in.OnBehalfOf != "" {
+	if !implicit {
 		r.svc = false
 	}
 	if len(r.ids) == 0 {
@@ -378,27 +381,11 @@ func (e *Engine) HasPermissions(in PermissionsInput) bool {
 	if r.admin {
 		return true
 	}
-	for _, perm := range in.Permissions {
-		q, ok := s.policy.requirement(perm)
-		if !ok {
-			return false
-		}
-		if !r.hasPerms(in.Workspace, []permReq{q}, implicit) {
-			return false
-		}
+	reqs := make([]permReq, len(in.Permissions))
+	for i, perm := range in.Permissions {
+		reqs[i], _ = s.policy.requirement(perm)
 	}
-	return true
-}
-
-// requirement resolves a permission id ("p" or "w2/p").
-func (p *policy) requirement(perm string) (permReq, bool) {
-	var q permReq
-	if ws, id, ok := strings.Cut(perm, "/"); ok {
-		q.workspace, perm = ws, id
-	}
-	i, ok := p.permIndex[perm]
-	q.index = i
-	return q, ok
+	return r.hasPerms(in.Workspace, reqs, implicit)
 }
 
 // IsPlatformAdmin reports whether any of the ids holds PlatformAdmin in

@@ -12,6 +12,22 @@
 #
 # Entrypoints: allow, has_permissions, has_role. The native Go evaluator implements the
 # same algorithm; both are run against testdata/cases/*.yaml.
+#
+# Choices where authz.md is silent (the native evaluator makes the same ones):
+# - The alias test (step 2) looks at the raw segments; "." / ".." / "" are tested after
+#   decoding; "//" is "/" after dropping one trailing "/".
+# - "The path" of rows 4, 7 and 10 is the decoded canonical path "/" + join(segs, "/"), so
+#   an escaped %2F or %61 cannot dodge a denied prefix, row 7 or the bundle rule.
+# - Matching is method-aware: a candidate is a matching pattern with an entry for the
+#   method, or (HEAD) for head or get; the best-ranked candidate wins and uses its head
+#   entry if it has one, else its get entry.
+# - A "-" rule placeholder's value is the remaining segments joined with "/".
+# - Row 10 applies to any method on the bundle path and uses the scopes of the bundle
+#   endpoint's get entry.
+# - PlatformAdmin (rows 8, 11; has_permissions) and ServiceSystem look at direct bindings
+#   only: "PlatformAdmin" bound in system to an id (not to "*"); ServiceSystem when the
+#   principal id itself (not its email, groups or "*") has no role in the workspace.
+# - The Envoy form is used whenever input.attributes.request.http is an object.
 package authz
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+package authz_test
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// TestOPAUnitTests runs the Rego unit tests with the opa CLI (CI installs
+// it; locally the test skips when opa is not on PATH).
+func TestOPAUnitTests(t *testing.T) {
+	opa, err := exec.LookPath("opa")
+	if err != nil {
+		t.Skip("opa is not on PATH: Rego unit tests skipped (CI installs opa and runs them)")
+	}
+	for _, args := range [][]string{{"check", "--strict", "policy"}, {"test", "policy"}} {
+		out, err := exec.Command(opa, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("opa %v: %v\n%s", args, err, out)
+		}
+		t.Logf("opa %v: %s", args, out)
+	}
+}
