@@ -295,4 +295,3 @@ func sameAnswer(ep string, got, want map[string]any) bool {
 	}
 	return got["has_role"] == want["has_role"]
 }
-
