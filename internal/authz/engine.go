@@ -165,7 +165,13 @@ type request struct {
 
 func (s *snapshot) newRequest(pid, email string, groups []string) request {
 	r := request{s: s, pid: pid, svc: strings.HasPrefix(pid, "service:")}
-	for _, id := range append([]string{pid, email}, groups...) {
+	r.ids = make([]string, 0, 2+len(groups))
+	for _, id := range [2]string{pid, email} {
+		if id != "" && !containsString(r.ids, id) {
+			r.ids = append(r.ids, id)
+		}
+	}
+	for _, id := range groups {
 		if id != "" && !containsString(r.ids, id) {
 			r.ids = append(r.ids, id)
 		}

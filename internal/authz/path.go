@@ -11,11 +11,16 @@ import (
 // percent-decoding each segment on its own) or a bad escape makes the path
 // invalid. It works on the escaped form, so %2F stays in its segment.
 func CanonicalPath(escaped string) (string, bool) {
+	canonical, _, ok := canonicalSegments(escaped)
+	return canonical, ok
+}
+
+func canonicalSegments(escaped string) (string, []string, bool) {
 	if i := strings.IndexAny(escaped, "?#"); i >= 0 {
 		escaped = escaped[:i]
 	}
 	if !strings.HasPrefix(escaped, "/") {
-		return "", false
+		return "", nil, false
 	}
 	if escaped == "/v2/workspaces" || strings.HasPrefix(escaped, "/v2/workspaces/") {
 		escaped = "/apis/entities" + escaped
@@ -23,10 +28,11 @@ func CanonicalPath(escaped string) (string, bool) {
 	if len(escaped) > 1 {
 		escaped = strings.TrimSuffix(escaped, "/")
 	}
-	if _, ok := decodeSegments(escaped); !ok {
-		return "", false
+	segs, ok := decodeSegments(escaped)
+	if !ok {
+		return "", nil, false
 	}
-	return escaped, true
+	return escaped, segs, true
 }
 
 // decodeSegments splits a canonical escaped path into decoded segments
@@ -55,10 +61,5 @@ func decodeSegments(escaped string) ([]string, bool) {
 
 // requestPath canonicalizes an input path and decodes its segments.
 func requestPath(path string) (canonical string, segs []string, ok bool) {
-	canonical, ok = CanonicalPath(path)
-	if !ok {
-		return "", nil, false
-	}
-	segs, ok = decodeSegments(canonical)
-	return canonical, segs, ok
+	return canonicalSegments(path)
 }

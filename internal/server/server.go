@@ -165,6 +165,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopChecks()
 	go s.checkDatabase(checkCtx)
 	go s.refreshPolicy(checkCtx)
+	if st, ok := s.store.(*sqlstore.Store); ok {
+		// Other replicas' binding changes: apply each announced revision;
+		// on every (re)connect reload fully, as notifications may have been
+		// missed meanwhile.
+		go st.Listen(checkCtx, s.cfg.Entities.DatabaseConfig.URL, s.log,
+			func(int64) { s.syncPolicy(checkCtx, 0) },
+			func() { s.reloadPolicy(checkCtx) })
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
