@@ -163,7 +163,13 @@ func invalidToken() error {
 // decide asks the PDP about this request; a deny is 401 without a
 // principal id, else 403; a failure is 503 (fail closed).
 func (s *Server) decide(r *http.Request, p *authn.Principal) error {
-	in := authz.Input{Method: r.Method, Path: r.URL.EscapedPath()}
+	return s.decideFor(r, p, r.Method, r.URL.EscapedPath())
+}
+
+// decideFor asks about another request than r (the gateway callout's
+// original request); r is only used for logging.
+func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path string) error {
+	in := authz.Input{Method: method, Path: path}
 	if p != nil {
 		in.PrincipalID, in.PrincipalEmail, in.PrincipalGroups, in.Scopes = p.ID, p.Email, p.Groups, p.Scopes
 		if p.OnBehalfOf != nil {
@@ -179,7 +185,7 @@ func (s *Server) decide(r *http.Request, p *authn.Principal) error {
 	if d.Allowed {
 		return nil
 	}
-	s.security(r, "authz_denied", p, "pdp_reason", d.Reason)
+	s.security(r, "authz_denied", p, "pdp_reason", d.Reason, "checked_method", method)
 	if d.Reason == "invalid_scope" {
 		return apierror.BadRequest("invalid_scope", "Permission-shaped scopes are not accepted")
 	}

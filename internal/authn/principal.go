@@ -13,6 +13,9 @@ type Principal struct {
 	Scopes []string
 	// OnBehalfOf is the user a service principal acts for, if any.
 	OnBehalfOf *Principal
+	// TokenID is the jti of the bearer token that authenticated the
+	// principal, if it had one.
+	TokenID string
 }
 
 // Actor is the id recorded in audit columns: the on-behalf-of user if

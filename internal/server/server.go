@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/api"
+	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
@@ -101,9 +102,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.health.Set("database", nil)
 	s.reloadPolicy(ctx)
+	var idp *authn.DiscoveryCache
+	if cfg.Auth.Enabled && cfg.Auth.OIDC.Enabled {
+		idp = &authn.DiscoveryCache{Issuer: cfg.Auth.OIDC.Issuer, TTL: time.Duration(cfg.Auth.OIDC.DiscoveryCacheTTL) * time.Second,
+			Client: &http.Client{Timeout: 5 * time.Second}, Now: s.clock}
+	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, Engine: s.engine, PDP: api.EmbeddedPDP{Engine: s.engine},
-		OnPolicyChange: s.syncPolicy})
+		IdP: idp, OnPolicyChange: s.syncPolicy})
 	where := cfg.SQLitePath()
 	if st.Dialect() != "sqlite" {
 		where = cfg.Entities.DatabaseConfig.RedactedURL()

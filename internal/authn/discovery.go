@@ -1,0 +1,92 @@
+package authn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ProviderMetadata is the part of an IdP's OpenID discovery document the
+// platform uses.
+type ProviderMetadata struct {
+	Issuer                      string `json:"issuer"`
+	AuthorizationEndpoint       string `json:"authorization_endpoint"`
+	TokenEndpoint               string `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
+	UserinfoEndpoint            string `json:"userinfo_endpoint"`
+	JWKSURI                     string `json:"jwks_uri"`
+}
+
+// maxDiscoveryBytes bounds an IdP discovery document.
+const maxDiscoveryBytes = 1 << 20
+
+// DiscoveryURL is <issuer without trailing slash>/.well-known/openid-configuration.
+func DiscoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+// FetchProviderMetadata GETs and parses an issuer's discovery document;
+// its issuer must equal the configured one.
+func FetchProviderMetadata(ctx context.Context, client *http.Client, issuer string) (*ProviderMetadata, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, DiscoveryURL(issuer), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("discovery document: HTTP %d", resp.StatusCode)
+	}
+	var md ProviderMetadata
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDiscoveryBytes)).Decode(&md); err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
+	}
+	if md.Issuer != issuer {
+		return nil, fmt.Errorf("discovery document names issuer %q, not the configured %q", md.Issuer, issuer)
+	}
+	return &md, nil
+}
+
+// DiscoveryCache keeps an issuer's discovery document for a TTL and
+// serves the last good copy when a refresh fails.
+type DiscoveryCache struct {
+	Issuer string
+	TTL    time.Duration // 0 = fetch every time
+	Client *http.Client
+	Now    func() time.Time
+
+	mu      sync.Mutex
+	doc     *ProviderMetadata
+	fetched time.Time
+}
+
+// Get returns the document, fetching it when the cached copy is older
+// than the TTL. On a failed fetch the last good copy is returned with the
+// error; with no copy at all, nil and the error.
+func (c *DiscoveryCache) Get(ctx context.Context) (*ProviderMetadata, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.Now()
+	if c.doc != nil && c.TTL > 0 && now.Sub(c.fetched) < c.TTL {
+		return c.doc, nil
+	}
+	doc, err := FetchProviderMetadata(ctx, c.Client, c.Issuer)
+	if err != nil {
+		if c.doc != nil {
+			return c.doc, errors.Join(errors.New("serving the last good discovery document"), err)
+		}
+		return nil, err
+	}
+	c.doc, c.fetched = doc, now
+	return doc, nil
+}
