@@ -35,6 +35,8 @@ type Options struct {
 	PDP PDP
 	// Tokens validates bearer tokens; nil means no validator is enabled.
 	Tokens authn.TokenValidator
+	// IdP caches the OIDC issuer's discovery document (nil without OIDC).
+	IdP *authn.DiscoveryCache
 	// OnPolicyChange is called after a committed write changed role
 	// bindings, with the new revision, before the response is written.
 	OnPolicyChange func(ctx context.Context, revision int64)
@@ -51,6 +53,7 @@ type Server struct {
 	engine  *authz.Engine
 	pdp     PDP
 	tokens  authn.TokenValidator
+	idp     *authn.DiscoveryCache
 	trusted []netip.Prefix
 	changed func(ctx context.Context, revision int64)
 	mux     *http.ServeMux
@@ -59,7 +62,7 @@ type Server struct {
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, engine: o.Engine, pdp: o.PDP, tokens: o.Tokens, changed: o.OnPolicyChange,
+		log: o.Logger, engine: o.Engine, pdp: o.PDP, tokens: o.Tokens, idp: o.IdP, changed: o.OnPolicyChange,
 		trusted: o.Config.Auth.TrustedProxyPrefixes(), mux: http.NewServeMux()}
 	if s.changed == nil {
 		s.changed = func(context.Context, int64) {}
@@ -82,6 +85,18 @@ func (s *Server) routes() {
 	s.handle("GET /status", s.status)
 	s.handle("GET /cluster-info", s.clusterInfo)
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	s.handle("GET /apis/auth/discovery", s.discovery)
+	s.handle("GET /apis/auth/jwks", s.jwks)
+	s.handle("/apis/auth/authenticate", s.authenticateCallout)
+	s.handle("/apis/auth/authenticate/{rest...}", s.authenticateCallout)
+
+	const auth = "/apis/auth/v2"
+	s.handle("POST "+auth+"/authz/{entrypoint}", s.pdpQuery)
+	s.handle("POST "+auth+"/self-check", s.selfCheck)
+	s.handle("GET "+auth+"/iam/role-bindings", s.listRoleBindings)
+	s.handle("POST "+auth+"/iam/role-bindings", s.createRoleBinding)
+	s.handle("GET "+auth+"/iam/role-bindings/{name}", s.getRoleBinding)
+	s.handle("DELETE "+auth+"/iam/role-bindings/{name}", s.deleteRoleBinding)
 
 	const ws = EntitiesPrefix + "/workspaces"
 	s.handle("GET "+ws, s.listWorkspaces)

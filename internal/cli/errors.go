@@ -37,6 +37,9 @@ const (
 type ExitError struct {
 	Code int
 	Err  error
+	// Silent suppresses the "Error:" line: the command already said what
+	// happened (e.g. "no" from auth can-i).
+	Silent bool
 }
 
 // Error returns the message of the wrapped error.
@@ -93,6 +96,8 @@ func report(w io.Writer, cmd *cobra.Command, err error, started bool) int {
 	case errors.As(err, &netErr), errors.As(err, &respErr):
 		fmt.Fprintf(w, "Error: %s\n", sanitize(err.Error()))
 		return ExitRemote
+	case errors.As(err, &codedErr) && codedErr.Silent:
+		return codedErr.Code
 	case errors.As(err, &codedErr):
 		fmt.Fprintf(w, "Error: %s\n", sanitize(err.Error()))
 		if codedErr.Code == ExitUsage {

@@ -204,10 +204,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return serveErr
 }
 
-// checkDatabase pings the store every db_health_check_interval_seconds
-// and records the result for readiness.
-func (s *Server) checkDatabase(ctx context.Context) {
-	interval := time.Duration(s.cfg.Entities.DBHealthCheckIntervalSeconds) * time.Second
+// every runs fn every interval until ctx ends (never if interval ≤ 0).
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	if interval <= 0 {
 		return
 	}
@@ -218,18 +216,27 @@ func (s *Server) checkDatabase(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, interval)
-			err := s.store.Ping(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				s.log.Error("database health check failed", "error", err)
-			}
-			s.health.Set("database", err)
+			fn()
 		}
 	}
+}
+
+// checkDatabase pings the store every db_health_check_interval_seconds
+// and records the result for readiness.
+func (s *Server) checkDatabase(ctx context.Context) {
+	interval := time.Duration(s.cfg.Entities.DBHealthCheckIntervalSeconds) * time.Second
+	every(ctx, interval, func() {
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := s.store.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.log.Error("database health check failed", "error", err)
+		}
+		s.health.Set("database", err)
+	})
 }
 
 // syncPolicy applies binding changes committed by this process before the
@@ -259,20 +266,7 @@ func (s *Server) reloadPolicy(ctx context.Context) {
 // refreshPolicy is the safety net: a full reload every
 // auth.policy_data_refresh_interval seconds.
 func (s *Server) refreshPolicy(ctx context.Context) {
-	interval := time.Duration(s.cfg.Auth.PolicyDataRefreshInterval * float64(time.Second))
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.reloadPolicy(ctx)
-		}
-	}
+	every(ctx, time.Duration(s.cfg.Auth.PolicyDataRefreshInterval*float64(time.Second)), func() { s.reloadPolicy(ctx) })
 }
 
 // Engine is the embedded policy engine.

@@ -4,23 +4,17 @@ package servertest
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/google/uuid"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for PostgresURL
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server"
 	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/store/pgtest"
 )
 
 // Server is a running test server.
@@ -83,35 +77,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 // redirect would be visible).
 var Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-// PostgresURL returns a URL of a fresh schema in the database named by
-// NMP_TEST_POSTGRES_URL (dropped at cleanup), or skips the test when that
-// variable is not set.
-func PostgresURL(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("NMP_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("NMP_TEST_POSTGRES_URL is not set: PostgreSQL test skipped (CI sets it)")
-	}
-	schema := "nmp_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// PostgresURL returns the URL of a fresh PostgreSQL schema, or skips the
+// test when NMP_TEST_POSTGRES_URL is not set.
+func PostgresURL(t testing.TB) string { return pgtest.SchemaURL(t) }

@@ -422,7 +422,8 @@ func (s *Store) EnsureBuiltins(ctx context.Context, seed store.Seed) error {
 			} else if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			w := store.Workspace{ID: uuid.NewString(), Name: name, Audit: store.Audit{CreatedAt: now, UpdatedAt: now}}
+			at := s.now() // distinct stamps keep the built-ins' order stable
+			w := store.Workspace{ID: uuid.NewString(), Name: name, Audit: store.Audit{CreatedAt: at, UpdatedAt: at}}
 			if err := insertWorkspace(ctx, c, w); err != nil {
 				return err
 			}

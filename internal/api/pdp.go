@@ -1,0 +1,314 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authz"
+)
+
+// The embedded PDP entrypoints (authz.md "PDP entrypoints"):
+// POST /apis/auth/v2/authz/{entrypoint} with {"input": {...}} answers
+// {"result": {...}} like OPA's data API. The endpoint map restricts it to
+// service principals and PlatformAdmin; the middleware enforces that.
+
+// pdpEntrypoints lists the valid entrypoints, sorted.
+var pdpEntrypoints = []string{"allow", "has_permissions", "has_role"}
+
+func (s *Server) pdpQuery(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Auth.PolicyDecisionPointProvider != "embedded" {
+		return apierror.New(http.StatusNotFound, "pdp_not_embedded", "The policy decision point is not embedded in this server")
+	}
+	entrypoint := r.PathValue("entrypoint")
+	valid := false
+	for _, e := range pdpEntrypoints {
+		valid = valid || e == entrypoint
+	}
+	if !valid {
+		e := apierror.BadRequest("invalid_entrypoint", "Invalid entrypoint: %s", clip(entrypoint))
+		e.Extra = map[string]any{"valid_entrypoints": pdpEntrypoints}
+		return e
+	}
+	in, err := readPDPInput(r)
+	if err != nil {
+		return err
+	}
+	var result any
+	switch entrypoint {
+	case "allow":
+		q, err := allowInput(in)
+		if err != nil {
+			return err
+		}
+		if err := s.pdpLoaded(); err != nil {
+			return err
+		}
+		d := s.engine.Allow(q)
+		result = map[string]any{"allowed": d.Allowed, "reason": d.Reason,
+			"headers": map[string]string{authn.HeaderAuthorized: boolLabel(d.Allowed)}}
+	case "has_permissions":
+		q, err := permissionsInput(in)
+		if err != nil {
+			return err
+		}
+		if err := s.pdpLoaded(); err != nil {
+			return err
+		}
+		result = map[string]bool{"allowed": s.engine.HasPermissions(q)}
+	case "has_role":
+		q, err := roleInput(in)
+		if err != nil {
+			return err
+		}
+		if err := s.pdpLoaded(); err != nil {
+			return err
+		}
+		result = map[string]bool{"has_role": s.engine.HasRole(q)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": result})
+	return nil
+}
+
+// pdpLoaded is 503 pdp_unavailable until the first policy load (the
+// middleware answers the same when it consults the PDP; with auth disabled
+// or a trusted X-NMP-Authorized gateway it does not).
+func (s *Server) pdpLoaded() error {
+	if !s.engine.Loaded() {
+		return apierror.New(http.StatusServiceUnavailable, "pdp_unavailable", "Authorization service unavailable")
+	}
+	return nil
+}
+
+func invalidInput(format string, args ...any) error {
+	return apierror.BadRequest("invalid_input", "Invalid input: "+format, args...)
+}
+
+// readPDPInput reads {"input": {...}}: anything beside "input" is refused,
+// members inside input are checked by the entrypoint (unknown ones are
+// ignored, as OPA does).
+func readPDPInput(r *http.Request) (jsonObject, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err // *http.MaxBytesError → 413
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, invalidInput(`the body must be {"input": {...}}`)
+	}
+	if !json.Valid(body) {
+		return nil, apierror.BadRequest("invalid_json", "Request body is not valid JSON")
+	}
+	var top jsonObject
+	if err := json.Unmarshal(body, &top); err != nil || top == nil {
+		return nil, invalidInput(`the body must be {"input": {...}}`)
+	}
+	var extra []string
+	for name := range top {
+		if name != "input" {
+			extra = append(extra, clip(name))
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return nil, invalidInput("unknown top-level field(s) %s; only \"input\" is accepted", strings.Join(extra, ", "))
+	}
+	in, ok, err := top.object("input", "input")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, invalidInput("input is required")
+	}
+	return in, nil
+}
+
+// jsonObject is a JSON object whose members are decoded on demand, so a
+// wrong type is reported with the member's path.
+type jsonObject map[string]json.RawMessage
+
+// present reports whether the member exists and is not null (a null member
+// counts as absent).
+func (o jsonObject) present(name string) (json.RawMessage, bool) {
+	raw, ok := o[name]
+	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, false
+	}
+	return raw, true
+}
+
+// str reads a string member; required members must be non-empty.
+func (o jsonObject) str(name, loc string, required bool) (string, error) {
+	raw, ok := o.present(name)
+	var v string
+	if ok && json.Unmarshal(raw, &v) != nil {
+		return "", invalidInput("%s must be a string", loc)
+	}
+	if required && v == "" {
+		return "", invalidInput("%s is required (a non-empty string)", loc)
+	}
+	return v, nil
+}
+
+// list reads a list of strings; required lists must be non-empty.
+func (o jsonObject) list(name, loc string, required bool) ([]string, error) {
+	raw, ok := o.present(name)
+	var v []string
+	if ok && json.Unmarshal(raw, &v) != nil {
+		return nil, invalidInput("%s must be a list of strings", loc)
+	}
+	if required && len(v) == 0 {
+		return nil, invalidInput("%s is required (a non-empty list of strings)", loc)
+	}
+	return v, nil
+}
+
+// object reads an object member.
+func (o jsonObject) object(name, loc string) (jsonObject, bool, error) {
+	raw, ok := o.present(name)
+	if !ok {
+		return nil, false, nil
+	}
+	var v jsonObject
+	if json.Unmarshal(raw, &v) != nil || v == nil {
+		return nil, false, invalidInput("%s must be an object", loc)
+	}
+	return v, true, nil
+}
+
+// allowInput converts either form of the allow input to authz.Input: the
+// direct form, or the Envoy ext_authz form attributes.request.http.{method,
+// path,headers} whenever "attributes" is present.
+func allowInput(in jsonObject) (authz.Input, error) {
+	var q authz.Input
+	attrs, envoy, err := in.object("attributes", "attributes")
+	if err != nil {
+		return q, err
+	}
+	if envoy {
+		return envoyInput(attrs)
+	}
+	if q.PrincipalID, q.PrincipalEmail, q.PrincipalGroups, err = identityInput(in, false); err != nil {
+		return q, err
+	}
+	if q.OnBehalfOf, err = in.str("on_behalf_of_principal_id", "on_behalf_of_principal_id", false); err != nil {
+		return q, err
+	}
+	if q.Method, err = in.str("method", "method", true); err != nil {
+		return q, err
+	}
+	if q.Path, err = in.str("path", "path", true); err != nil {
+		return q, err
+	}
+	if q.Scopes, err = in.list("scopes", "scopes", false); err != nil {
+		return q, err
+	}
+	for _, sc := range q.Scopes {
+		if authn.PermissionShaped(sc) {
+			return q, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(sc))
+		}
+	}
+	return q, nil
+}
+
+// envoyHeaders are the lower-case identity headers read from the Envoy
+// form; the server's identity-header rules (authn.ParseIdentityHeaders)
+// parse them: groups comma-separated, trimmed, empties dropped; scopes
+// space-separated; permission-shaped scopes refused; without
+// x-nmp-principal-id the others are ignored.
+var envoyHeaders = []string{authn.HeaderPrincipalID, authn.HeaderPrincipalEmail, authn.HeaderPrincipalGroups, authn.HeaderScopes}
+
+func envoyInput(attrs jsonObject) (authz.Input, error) {
+	var q authz.Input
+	const loc = "attributes.request.http"
+	req, ok, err := attrs.object("request", "attributes.request")
+	if err == nil && ok {
+		req, ok, err = req.object("http", loc)
+	}
+	if err != nil {
+		return q, err
+	}
+	if !ok {
+		return q, invalidInput("%s is required in the Envoy form", loc)
+	}
+	if q.Method, err = req.str("method", loc+".method", true); err != nil {
+		return q, err
+	}
+	if q.Path, err = req.str("path", loc+".path", true); err != nil {
+		return q, err
+	}
+	headers, _, err := req.object("headers", loc+".headers")
+	if err != nil {
+		return q, err
+	}
+	h := http.Header{}
+	for _, name := range envoyHeaders {
+		lower := strings.ToLower(name)
+		if _, ok := headers.present(lower); !ok {
+			continue
+		}
+		v, err := headers.str(lower, loc+".headers."+lower, false)
+		if err != nil {
+			return q, err
+		}
+		h.Set(name, v)
+	}
+	p, err := authn.ParseIdentityHeaders(h)
+	if err != nil {
+		var ae *apierror.Error
+		if errors.As(err, &ae) && ae.Code == "invalid_header" {
+			return q, invalidInput("%s.headers: %s", loc, ae.Detail)
+		}
+		return q, err // invalid_scope
+	}
+	if p != nil {
+		q.PrincipalID, q.PrincipalEmail, q.PrincipalGroups, q.Scopes = p.ID, p.Email, p.Groups, p.Scopes
+	}
+	return q, nil
+}
+
+// identityInput reads principal_id, principal_email and principal_groups.
+func identityInput(in jsonObject, idRequired bool) (id, email string, groups []string, err error) {
+	if id, err = in.str("principal_id", "principal_id", idRequired); err != nil {
+		return
+	}
+	if email, err = in.str("principal_email", "principal_email", false); err != nil {
+		return
+	}
+	groups, err = in.list("principal_groups", "principal_groups", false)
+	return
+}
+
+func permissionsInput(in jsonObject) (authz.PermissionsInput, error) {
+	var q authz.PermissionsInput
+	var err error
+	if q.PrincipalID, q.PrincipalEmail, q.PrincipalGroups, err = identityInput(in, true); err != nil {
+		return q, err
+	}
+	if q.OnBehalfOf, err = in.str("on_behalf_of_principal_id", "on_behalf_of_principal_id", false); err != nil {
+		return q, err
+	}
+	if q.Workspace, err = in.str("workspace", "workspace", true); err != nil {
+		return q, err
+	}
+	q.Permissions, err = in.list("permissions", "permissions", true)
+	return q, err
+}
+
+func roleInput(in jsonObject) (authz.RoleInput, error) {
+	var q authz.RoleInput
+	var err error
+	if q.PrincipalID, q.PrincipalEmail, q.PrincipalGroups, err = identityInput(in, true); err != nil {
+		return q, err
+	}
+	if q.Workspace, err = in.str("workspace", "workspace", true); err != nil {
+		return q, err
+	}
+	q.Role, err = in.str("role", "role", true)
+	return q, err
+}

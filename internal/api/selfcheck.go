@@ -1,0 +1,191 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authz"
+)
+
+// selfCheckAnswer is the body of a self-check response.
+type selfCheckAnswer struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason"`
+}
+
+// reMethod is an HTTP method name as the self-check accepts it (the
+// engine upper-cases it and matches it against the endpoint map).
+var reMethod = regexp.MustCompile(`^[A-Za-z]{1,16}$`)
+
+// selfCheck answers "can I?" (api.md "Auth service"): the method/path
+// form asks the allow decision, the workspace form has_permissions, for
+// the caller's own principal and scopes, or, for a PlatformAdmin caller,
+// for the principal given in "as".
+func (s *Server) selfCheck(w http.ResponseWriter, r *http.Request) error {
+	var (
+		method, path, workspace *string
+		permissions             *[]string
+		asRaw                   json.RawMessage
+	)
+	if err := decodeBody(r, field{"method", &method, false}, field{"path", &path, false},
+		field{"workspace", &workspace, false}, field{"permissions", &permissions, false}, field{"as", &asRaw, false}); err != nil {
+		return err
+	}
+	pathForm, wsForm := method != nil || path != nil, workspace != nil || permissions != nil
+	switch {
+	case pathForm && wsForm:
+		return apierror.Validation(`give either "method" and "path" or "workspace" and "permissions", not both`, "body")
+	case !pathForm && !wsForm:
+		return apierror.Validation(`give either "method" and "path" or "workspace" and "permissions"`, "body")
+	case pathForm:
+		if err := checkRequestForm(method, path); err != nil {
+			return err
+		}
+	default:
+		if err := s.checkPermissionsForm(workspace, permissions); err != nil {
+			return err
+		}
+	}
+
+	caller := authn.FromContext(r.Context())
+	subject := caller
+	if asRaw != nil {
+		if s.cfg.Auth.Enabled && (caller == nil || !s.engine.IsPlatformAdmin(caller.ID, caller.Email, caller.Groups)) {
+			return apierror.New(http.StatusForbidden, "forbidden", "Only a PlatformAdmin may ask on behalf of another principal")
+		}
+		var err error
+		if subject, err = decodeAs(asRaw); err != nil {
+			return err
+		}
+	}
+	if !s.cfg.Auth.Enabled { // everything is allowed, whoever asks
+		writeJSON(w, http.StatusOK, selfCheckAnswer{Allowed: true, Reason: "auth_disabled"})
+		return nil
+	}
+	if err := s.pdpLoaded(); err != nil {
+		return err
+	}
+	if subject == nil {
+		subject = &authn.Principal{}
+	}
+	var answer selfCheckAnswer
+	if pathForm {
+		in := authz.Input{PrincipalID: subject.ID, PrincipalEmail: subject.Email, PrincipalGroups: subject.Groups,
+			Scopes: subject.Scopes, Method: strings.ToUpper(*method), Path: *path}
+		if subject.OnBehalfOf != nil {
+			in.OnBehalfOf = subject.OnBehalfOf.ID
+		}
+		d := s.engine.Allow(in)
+		answer = selfCheckAnswer{Allowed: d.Allowed, Reason: d.Reason}
+	} else {
+		switch {
+		case s.engine.IsPlatformAdmin(subject.ID, subject.Email, subject.Groups):
+			answer = selfCheckAnswer{Allowed: true, Reason: "platform_admin"}
+		case s.engine.HasPermissions(authz.PermissionsInput{PrincipalID: subject.ID, PrincipalEmail: subject.Email,
+			PrincipalGroups: subject.Groups, Workspace: *workspace, Permissions: *permissions}):
+			answer = selfCheckAnswer{Allowed: true, Reason: "permission_granted"}
+		default:
+			answer = selfCheckAnswer{Allowed: false, Reason: "permission_missing"}
+		}
+	}
+	writeJSON(w, http.StatusOK, answer)
+	return nil
+}
+
+func checkRequestForm(method, path *string) error {
+	switch {
+	case method == nil:
+		return apierror.Validation("field required with \"path\"", "body", "method")
+	case path == nil:
+		return apierror.Validation("field required with \"method\"", "body", "path")
+	case !reMethod.MatchString(*method):
+		return apierror.Validation("must be an HTTP method such as GET or POST", "body", "method")
+	case !strings.HasPrefix(*path, "/"):
+		return apierror.Validation("must start with /", "body", "path")
+	}
+	return nil
+}
+
+// checkPermissionsForm validates the workspace form: a workspace name and
+// a non-empty list of declared permission ids, each optionally prefixed
+// with "<workspace>/".
+func (s *Server) checkPermissionsForm(workspace *string, permissions *[]string) error {
+	if workspace == nil {
+		return apierror.Validation("field required with \"permissions\"", "body", "workspace")
+	}
+	if err := validName(*workspace, "body", "workspace"); err != nil {
+		return err
+	}
+	if permissions == nil || len(*permissions) == 0 {
+		return apierror.Validation("must list at least one permission", "body", "permissions")
+	}
+	declared := s.engine.Document().PermissionIDs() // sorted
+	for _, p := range *permissions {
+		id := p
+		if ws, rest, ok := strings.Cut(p, "/"); ok {
+			if validName(ws) != nil {
+				return apierror.Validation("invalid workspace in '"+clip(p)+"'", "body", "permissions")
+			}
+			id = rest
+		}
+		if _, found := slices.BinarySearch(declared, id); !found {
+			return apierror.Validation("unknown permission '"+clip(p)+"'", "body", "permissions")
+		}
+	}
+	return nil
+}
+
+// decodeAs reads the "as" object strictly (unknown members are 422 like
+// everywhere else in a body) and validates it like identity headers.
+func decodeAs(raw json.RawMessage) (*authn.Principal, error) {
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		return nil, apierror.Validation("must be an object", "body", "as")
+	}
+	var p authn.Principal
+	err := decodeBody(&http.Request{Body: io.NopCloser(bytes.NewReader(raw))},
+		field{"principal_id", &p.ID, true}, field{"email", &p.Email, false},
+		field{"groups", &p.Groups, false}, field{"scopes", &p.Scopes, false})
+	var ae *apierror.Error
+	if errors.As(err, &ae) && len(ae.Errors) > 0 {
+		var parts []string
+		for i, fe := range ae.Errors {
+			ae.Errors[i].Loc = append([]string{"body", "as"}, fe.Loc[1:]...)
+			parts = append(parts, "as."+fe.Loc[len(fe.Loc)-1]+": "+fe.Msg)
+		}
+		ae.Detail = strings.Join(parts, "; ")
+		return nil, ae
+	}
+	if err != nil {
+		return nil, err
+	}
+	const maxItems = 100
+	switch {
+	case !authn.ValidPrincipalID(p.ID):
+		return nil, apierror.Validation("must be a principal id of at most 256 characters from [A-Za-z0-9@._-:+/|]", "body", "as", "principal_id")
+	case p.Email != "" && !authn.ValidEmail(p.Email):
+		return nil, apierror.Validation("must be an email address of at most 320 characters", "body", "as", "email")
+	case len(p.Groups) > maxItems:
+		return nil, apierror.Validation("more than 100 groups", "body", "as", "groups")
+	case len(p.Scopes) > maxItems:
+		return nil, apierror.Validation("more than 100 scopes", "body", "as", "scopes")
+	}
+	for _, g := range p.Groups {
+		if !authn.ValidPrincipalID(g) {
+			return nil, apierror.Validation("each group must be a valid principal id", "body", "as", "groups")
+		}
+	}
+	for _, sc := range p.Scopes {
+		if authn.PermissionShaped(sc) {
+			return nil, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(sc))
+		}
+	}
+	return &p, nil
+}
