@@ -150,6 +150,7 @@ func (s *Server) bearer(r *http.Request, header string) (*authn.Principal, error
 		if errors.As(err, &it) {
 			sub = it.Reason
 		}
+		s.metrics.TokenValidationFailures.WithLabelValues(sub).Inc()
 		s.security(r, "invalid_token", nil, "detail", sub)
 		return nil, invalidToken()
 	}

@@ -185,9 +185,9 @@ func TestTrustedProxies(t *testing.T) {
 		if got != 401 || m["code"] != "untrusted_identity_headers" {
 			t.Fatalf("authorized header: %d %v", got, m)
 		}
-		// Bearer tokens without a validator are refused, malformed ones too.
+		// Garbage bearer tokens and other schemes are refused.
 		got, m = callJSON(t, "GET", srv.URL+ws, "", "Authorization", "Bearer abc.def.ghi")
-		if got != 401 || m["code"] != "bearer_not_configured" {
+		if got != 401 || m["code"] != "invalid_token" {
 			t.Fatalf("bearer: %d %v", got, m)
 		}
 		got, m = callJSON(t, "GET", srv.URL+ws, "", "Authorization", "Basic Zm9vOmJhcg==")
@@ -210,5 +210,10 @@ func TestTrustedProxies(t *testing.T) {
 	t.Run("authorized header ignored from clients in development mode", func(t *testing.T) {
 		srv := servertest.Start(t, devMode)
 		as(t, srv, "nobody", "DELETE", ws+"/system", "", 403, "forbidden", "X-NMP-Authorized", "true")
+		// Without OIDC or unsigned tokens there is no bearer validator.
+		got, m := callJSON(t, "GET", srv.URL+ws, "", "Authorization", "Bearer abc.def.ghi")
+		if got != 401 || m["code"] != "bearer_not_configured" {
+			t.Fatalf("bearer: %d %v", got, m)
+		}
 	})
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 	AuthzDecisions *prometheus.CounterVec
 	// PolicyReloadFailures counts failed policy loads.
 	PolicyReloadFailures prometheus.Counter
+	// TokenValidationFailures counts refused bearer tokens by reason.
+	TokenValidationFailures *prometheus.CounterVec
 }
 
 // New registers the collectors on a fresh registry.
@@ -42,7 +44,11 @@ func New() *Metrics {
 		Name: "nmp_policy_reload_failures_total",
 		Help: "Policy loads that failed (the last good snapshot stays in use).",
 	})
-	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicyReloadFailures,
+	m.TokenValidationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nmp_token_validation_failures_total",
+		Help: "Bearer tokens refused, by reason (expired, bad_signature, unknown_issuer, ...).",
+	}, []string{"reason"})
+	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicyReloadFailures, m.TokenValidationFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

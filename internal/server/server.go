@@ -18,6 +18,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authn/jwtverify"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
@@ -107,9 +108,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		idp = &authn.DiscoveryCache{Issuer: cfg.Auth.OIDC.Issuer, TTL: time.Duration(cfg.Auth.OIDC.DiscoveryCacheTTL) * time.Second,
 			Client: &http.Client{Timeout: 5 * time.Second}, Now: s.clock}
 	}
+	var tokens authn.TokenValidator
+	if cfg.Auth.Enabled && (cfg.Auth.OIDC.Enabled || cfg.Auth.AllowUnsignedJWT) {
+		v, err := jwtverify.New(cfg.Auth, jwtverify.WithClock(s.clock), jwtverify.WithLogger(log))
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("token validation: %w", err)
+		}
+		tokens = v
+	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, Engine: s.engine, PDP: api.EmbeddedPDP{Engine: s.engine},
-		IdP: idp, OnPolicyChange: s.syncPolicy})
+		Tokens: tokens, IdP: idp, OnPolicyChange: s.syncPolicy})
 	where := cfg.SQLitePath()
 	if st.Dialect() != "sqlite" {
 		where = cfg.Entities.DatabaseConfig.RedactedURL()

@@ -3,12 +3,14 @@
 package servertest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/nmp-project/nmp/internal/config"
@@ -22,6 +24,28 @@ type Server struct {
 	URL    string
 	Config *config.Config
 	Server *server.Server
+	logs   *syncBuffer
+}
+
+// Logs returns everything the server logged so far.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Store returns the server's store.
@@ -40,10 +64,12 @@ func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Se
 	if _, err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	var sink io.Writer = logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+		sink = io.MultiWriter(logs, testWriter{t})
 	}
+	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log, opts...)
 	if err != nil {
@@ -63,7 +89,7 @@ func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Se
 			t.Errorf("server stopped with error: %v", err)
 		}
 	})
-	return &Server{URL: "http://" + ln.Addr().String(), Config: cfg, Server: srv}
+	return &Server{URL: "http://" + ln.Addr().String(), Config: cfg, Server: srv, logs: logs}
 }
 
 type testWriter struct{ t testing.TB }

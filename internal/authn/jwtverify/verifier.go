@@ -1,0 +1,405 @@
+// Package jwtverify validates bearer tokens locally, without
+// introspection (authn.md "Token validation"): OIDC access tokens signed
+// by a configured issuer's keys and, in development, unsigned JWTs.
+//
+// Parsing and signature checks are done by go-jose; this package decides
+// which keys may verify a token and checks the claims itself. Key sets are
+// fetched lazily and cached (authn.md "Key sets"), and validated tokens are
+// cached by their SHA-256 until they expire, re-checked on every hit
+// against the clock and the current key set.
+package jwtverify
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/config"
+)
+
+// Reasons of refused tokens (the security-log sub-reason).
+const (
+	ReasonMalformed          = "malformed"
+	ReasonTooLarge           = "too_large"
+	ReasonAlgNotAllowed      = "alg_not_allowed"
+	ReasonUnsignedNotAllowed = "unsigned_not_allowed"
+	ReasonCritHeader         = "crit_header"
+	ReasonUnknownIssuer      = "unknown_issuer"
+	ReasonBadSignature       = "bad_signature"
+	ReasonUnknownKid         = "unknown_kid"
+	ReasonExpired            = "expired"
+	ReasonNotYetValid        = "not_yet_valid"
+	ReasonIssuedInFuture     = "issued_in_future"
+	ReasonMissingClaim       = "missing_claim"
+	ReasonAudienceMismatch   = "audience_mismatch"
+	ReasonInvalidSubject     = "invalid_subject"
+	ReasonReservedSubject    = "reserved_subject"
+	ReasonTooManyGroups      = "too_many_groups"
+	ReasonJWKSFetchFailed    = "jwks_fetch_failed"
+)
+
+const (
+	maxTokenSize     = 16 << 10
+	maxBodySize      = 1 << 20
+	maxStaleAge      = 24 * time.Hour
+	maxGroups        = 100
+	defaultCacheSize = 10_000
+	algNone          = "none"
+)
+
+// allowedAlgs is the signature allow-list (authn.md step 2).
+var allowedAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.PS256, jose.EdDSA,
+}
+
+// Option configures a Verifier.
+type Option func(*options)
+
+type options struct {
+	now       func() time.Time
+	client    *http.Client
+	log       *slog.Logger
+	cacheSize int
+}
+
+// WithClock injects the clock used for every time check (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithHTTPClient sets the client for discovery and JWKS requests. Each
+// request is still bounded by auth.oidc.http_timeout_seconds.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithCacheSize bounds the validated-token cache (default 10,000 entries;
+// 0 disables it).
+func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+
+// Verifier validates bearer tokens; it implements authn.TokenValidator
+// and is safe for concurrent use.
+type Verifier struct {
+	now     func() time.Time
+	log     *slog.Logger
+	client  *http.Client
+	timeout time.Duration
+	ttl     time.Duration
+	minGap  time.Duration
+	leeway  float64 // seconds
+
+	unsigned     bool
+	audience     string
+	subjectClaim string
+	emailClaim   string
+	groupsClaim  string
+	scopePrefix  string
+
+	// issuers maps each trusted `iss` to the key sets tried in order:
+	// the primary set, then (additional issuers) the issuer's own.
+	issuers map[string][]*keySet
+	cache   *tokenCache
+}
+
+var _ authn.TokenValidator = (*Verifier)(nil)
+
+// ErrNotConfigured is returned by New when neither OIDC nor unsigned
+// tokens are enabled: there is nothing to validate against.
+var ErrNotConfigured = errors.New("jwtverify: neither auth.oidc.enabled nor auth.allow_unsigned_jwt is set")
+
+// New builds a Verifier from the auth configuration. It makes no network
+// call: key sets are fetched on first use, so the server starts without
+// the IdP.
+func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
+	o := options{now: time.Now, log: slog.Default(), cacheSize: defaultCacheSize}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	oc := cfg.OIDC
+	if !oc.Enabled && !cfg.AllowUnsignedJWT {
+		return nil, ErrNotConfigured
+	}
+	v := &Verifier{
+		now:          o.now,
+		log:          o.log,
+		timeout:      seconds(oc.HTTPTimeoutSeconds, 10),
+		ttl:          seconds(oc.JWKSCacheTTLSeconds, 3600),
+		minGap:       seconds(oc.JWKSRefetchMinIntervalSeconds, 30),
+		leeway:       float64(max(cfg.TokenLeewaySeconds, 0)),
+		unsigned:     cfg.AllowUnsignedJWT,
+		subjectClaim: orDefault(oc.SubjectClaim, "sub"),
+		emailClaim:   orDefault(oc.EmailClaim, "email"),
+		groupsClaim:  orDefault(oc.GroupsClaim, "groups"),
+		issuers:      map[string][]*keySet{},
+	}
+	if oc.ScopePrefix != nil {
+		v.scopePrefix = *oc.ScopePrefix
+	}
+	v.client = o.client
+	if v.client == nil {
+		v.client = &http.Client{Timeout: v.timeout, CheckRedirect: noDowngrade}
+	}
+	if o.cacheSize > 0 {
+		v.cache = newTokenCache(o.cacheSize)
+	}
+	if oc.Enabled {
+		if oc.Issuer == "" {
+			return nil, errors.New("jwtverify: auth.oidc.issuer is required")
+		}
+		if v.audience = oc.ExpectedAudience(); v.audience == "" {
+			return nil, errors.New("jwtverify: auth.oidc.audience or auth.oidc.client_id is required")
+		}
+		primary := &keySet{v: v, issuer: oc.Issuer}
+		if oc.JWKSURI != nil && *oc.JWKSURI != "" {
+			if err := checkURL(*oc.JWKSURI); err != nil {
+				return nil, fmt.Errorf("jwtverify: auth.oidc.jwks_uri: %w", err)
+			}
+			primary.jwksURI = *oc.JWKSURI
+		} else if err := checkURL(oc.Issuer); err != nil {
+			return nil, fmt.Errorf("jwtverify: auth.oidc.issuer: %w", err)
+		}
+		v.issuers[oc.Issuer] = []*keySet{primary}
+		for _, iss := range oc.AdditionalIssuers {
+			if iss == "" || v.issuers[iss] != nil {
+				continue
+			}
+			if err := checkURL(iss); err != nil {
+				return nil, fmt.Errorf("jwtverify: auth.oidc.additional_issuers: %w", err)
+			}
+			v.issuers[iss] = []*keySet{primary, {v: v, issuer: iss}}
+		}
+	}
+	return v, nil
+}
+
+// noDowngrade follows at most 5 redirects and never from https to http,
+// where the key set could be substituted in transit.
+func noDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return errors.New("redirect from https to http refused")
+	}
+	return nil
+}
+
+func seconds(n, def int) time.Duration {
+	if n <= 0 {
+		n = def
+	}
+	return time.Duration(n) * time.Second
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// checkURL accepts absolute http(s) URLs.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+func reject(reason, format string, args ...any) *authn.InvalidToken {
+	return &authn.InvalidToken{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Validate implements authn.TokenValidator. Every refusal is an
+// *authn.InvalidToken whose Detail never holds the token or a part of it
+// other than iss, kid, alg or sub.
+func (v *Verifier) Validate(ctx context.Context, token string) (*authn.Principal, error) {
+	p, it := v.validate(ctx, token)
+	if it != nil {
+		return nil, it
+	}
+	return p, nil
+}
+
+func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal, *authn.InvalidToken) {
+	// Step 1: size and shape.
+	if len(token) > maxTokenSize {
+		return nil, reject(ReasonTooLarge, "token exceeds 16 KiB")
+	}
+	var key [32]byte
+	if v.cache != nil {
+		key = sha256.Sum256([]byte(token))
+		if p, it, ok := v.cached(ctx, key); ok {
+			return p, it
+		}
+	}
+	parts, it := splitToken(token)
+	if it != nil {
+		return nil, it
+	}
+	hdr, it := parseHeader(parts[0])
+	if it != nil {
+		return nil, it
+	}
+	// Step 2: algorithm and critical headers.
+	if hdr.alg == algNone {
+		if !v.unsigned {
+			return nil, reject(ReasonUnsignedNotAllowed, "unsigned tokens are not accepted")
+		}
+		if hdr.crit {
+			return nil, reject(ReasonCritHeader, "crit header not supported")
+		}
+		return v.validateUnsigned(parts)
+	}
+	if !algAllowed(hdr.alg) {
+		return nil, reject(ReasonAlgNotAllowed, "alg %s not allowed", clip(hdr.alg))
+	}
+	if hdr.crit {
+		return nil, reject(ReasonCritHeader, "crit header not supported")
+	}
+	// Step 3: the unverified issuer picks the key sets; no network
+	// call for an unknown one.
+	unverified, it := decodeClaims(parts[1])
+	if it != nil {
+		return nil, it
+	}
+	iss, it := issuerOf(unverified)
+	if it != nil {
+		return nil, it
+	}
+	sets := v.issuers[iss]
+	if sets == nil {
+		return nil, reject(ReasonUnknownIssuer, "issuer %s not trusted", clip(iss))
+	}
+	// Step 4: signature.
+	jws, err := jose.ParseSignedCompact(token, allowedAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, reject(ReasonMalformed, "unparsable JWS")
+	}
+	if sh := jws.Signatures[0].Header; sh.Algorithm != hdr.alg || sh.KeyID != hdr.kid {
+		return nil, reject(ReasonMalformed, "ambiguous JOSE header")
+	}
+	payload, ks, thumb, it := v.verifySignature(ctx, jws, hdr, iss, sets)
+	if it != nil {
+		return nil, it
+	}
+	claims, it := decodeClaimBytes(payload)
+	if it != nil {
+		return nil, it
+	}
+	if got, _ := claims["iss"].(string); got != iss {
+		return nil, reject(ReasonUnknownIssuer, "issuer changed after verification")
+	}
+	// Step 5: time claims.
+	now := unixSeconds(v.now())
+	exp, it := v.checkTimes(claims, now, true)
+	if it != nil {
+		return nil, it
+	}
+	// Step 6: audience.
+	if it := v.checkAudience(claims); it != nil {
+		return nil, it
+	}
+	// Step 7 and claims mapping.
+	p, it := v.principal(claims, iss, false)
+	if it != nil {
+		return nil, it
+	}
+	if v.cache != nil {
+		v.cache.put(key, &cacheEntry{p: clonePrincipal(p), exp: exp, ks: ks, thumb: thumb}, now-v.leeway)
+	}
+	return p, nil
+}
+
+// cached answers from the token cache. ok is false on a miss, or when
+// the entry's key is gone from the current key set (the entry is dropped
+// and the token fully validated again, giving the precise reason).
+func (v *Verifier) cached(ctx context.Context, key [32]byte) (*authn.Principal, *authn.InvalidToken, bool) {
+	e := v.cache.get(key)
+	if e == nil {
+		return nil, nil, false
+	}
+	if unixSeconds(v.now()) > e.exp+v.leeway {
+		v.cache.remove(key)
+		return nil, reject(ReasonExpired, "token expired"), true
+	}
+	snap, err := e.ks.current(ctx)
+	if err != nil || !snap.hasThumb(e.thumb) {
+		v.cache.remove(key)
+		return nil, nil, false
+	}
+	return clonePrincipal(e.p), nil, true
+}
+
+// validateUnsigned checks an `alg: none` token (authn.md "Unsigned
+// JWT"): no signature, iss or aud checks; sub and iat required; exp and
+// nbf checked when present. Never cached.
+func (v *Verifier) validateUnsigned(parts [3]string) (*authn.Principal, *authn.InvalidToken) {
+	if parts[2] != "" {
+		return nil, reject(ReasonMalformed, "unsigned token must have an empty signature")
+	}
+	claims, it := decodeClaims(parts[1])
+	if it != nil {
+		return nil, it
+	}
+	if _, it := v.checkTimes(claims, unixSeconds(v.now()), false); it != nil {
+		return nil, it
+	}
+	iss, _ := claims["iss"].(string)
+	return v.principal(claims, iss, true)
+}
+
+func algAllowed(alg string) bool {
+	for _, a := range allowedAlgs {
+		if string(a) == alg {
+			return true
+		}
+	}
+	return false
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+}
+
+// clip bounds and quotes an attacker-controlled value (iss, alg, kid,
+// sub) for messages and logs.
+func clip(s string) string {
+	if len(s) > 128 {
+		s = s[:128] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func clonePrincipal(p *authn.Principal) *authn.Principal {
+	c := *p
+	c.Groups = append([]string(nil), p.Groups...)
+	c.Scopes = append([]string(nil), p.Scopes...)
+	return &c
+}
+
+// isReserved reports ids only identity headers (service:) or access keys
+// (service-account:) may carry. Compared case-insensitively, which is
+// stricter than authn.IsService.
+func isReserved(id string) bool {
+	l := strings.ToLower(id)
+	return strings.HasPrefix(l, "service:") || strings.HasPrefix(l, "service-account:")
+}
