@@ -28,6 +28,7 @@ func NewRootCommand(app *App) *cobra.Command {
 	root.AddCommand(newMembersCommand(app))
 	root.AddCommand(newServicesCommand(app))
 	root.AddCommand(newAuthCommand(app))
+	root.AddCommand(newDevIDPCommand(app))
 	return root
 }
 
