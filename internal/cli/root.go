@@ -27,6 +27,7 @@ func NewRootCommand(app *App) *cobra.Command {
 	root.AddCommand(newWorkspacesCommand(app))
 	root.AddCommand(newMembersCommand(app))
 	root.AddCommand(newServicesCommand(app))
+	root.AddCommand(newQuickstartCommand(app))
 	root.AddCommand(newAuthCommand(app))
 	root.AddCommand(newDevIDPCommand(app))
 	return root

@@ -1,0 +1,139 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/nmp-project/nmp/internal/cli"
+)
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestQuickstart runs nmp quickstart and checks the seed's validation
+// against it: discovery says auth is on, anonymous and spoofed requests are
+// 401, a user of the generated file signs in at the dev IdP and lists
+// workspaces with the token.
+func TestQuickstart(t *testing.T) {
+	home := t.TempDir()
+	dataDir := filepath.Join(home, "data")
+	port, idpPort := freePort(t), freePort(t)
+	env := []string{"HOME=" + home, "NMP_DATA_DIR=" + dataDir}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(ctx, []string{"quickstart", "--port", strconv.Itoa(port), "--idp-port", strconv.Itoa(idpPort)},
+			strings.NewReader(""), &bytes.Buffer{}, &stderr, env)
+	}()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("quickstart did not become ready: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The users file: three users, owner-only.
+	usersFile := filepath.Join(dataDir, "quickstart.yaml")
+	fi, err := os.Stat(usersFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("users file: %v %v", fi, err)
+	}
+	var st struct {
+		Users []struct{ Username, Email, Password string }
+	}
+	b, _ := os.ReadFile(usersFile)
+	if err := yaml.Unmarshal(b, &st); err != nil || len(st.Users) != 3 || len(st.Users[1].Password) < 16 {
+		t.Fatalf("users: %+v %v", st, err)
+	}
+	for _, u := range st.Users {
+		if strings.Contains(stderr.String(), u.Password) {
+			t.Fatal("a password reached the command output")
+		}
+	}
+	// The quickstart context is written and active.
+	var out bytes.Buffer
+	if code := cli.Run(context.Background(), []string{"config", "current-context"}, strings.NewReader(""), &out, &bytes.Buffer{}, env); code != 0 || strings.TrimSpace(out.String()) != "quickstart" {
+		t.Fatalf("current context: %d %q", code, out.String())
+	}
+
+	// Deployment validation 1 and 2, and header spoofing.
+	var disc map[string]any
+	resp, err := http.Get(base + "/apis/auth/discovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	oidc, _ := disc["oidc"].(map[string]any)
+	if disc["auth_enabled"] != true || oidc == nil || oidc["token_endpoint"] == nil {
+		t.Fatalf("discovery %v", disc)
+	}
+	for _, hdr := range []map[string]string{{}, {"X-NMP-Principal-Id": "admin@example.com"}} {
+		req, _ := http.NewRequest("GET", base+"/v2/workspaces", nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 401 {
+			t.Fatalf("%v: %v %v", hdr, resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	// alice signs in at the dev IdP (password grant) and lists workspaces.
+	oc := &oauth2.Config{ClientID: "nmp-cli", Endpoint: oauth2.Endpoint{TokenURL: oidc["token_endpoint"].(string),
+		AuthStyle: oauth2.AuthStyleInParams}, Scopes: strings.Fields(oidc["default_scopes"].(string))}
+	tok, err := oc.PasswordCredentialsToken(context.Background(), st.Users[1].Username, st.Users[1].Password)
+	if err != nil {
+		t.Fatalf("password grant: %v", err)
+	}
+	req, _ := http.NewRequest("GET", base+"/v2/workspaces", nil)
+	tok.SetAuthHeader(req)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("authenticated list: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("quickstart exited %d\n%s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("quickstart did not stop")
+	}
+	if !strings.Contains(stderr.String(), "DEVELOPMENT IDENTITY PROVIDER - NOT FOR PRODUCTION USE") {
+		t.Fatal("no banner")
+	}
+}
