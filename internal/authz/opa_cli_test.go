@@ -3,6 +3,8 @@ package authz_test
 import (
 	"os/exec"
 	"testing"
+
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // TestOPAUnitTests runs the Rego unit tests with the opa CLI (CI installs
@@ -10,7 +12,7 @@ import (
 func TestOPAUnitTests(t *testing.T) {
 	opa, err := exec.LookPath("opa")
 	if err != nil {
-		t.Skip("opa is not on PATH: Rego unit tests skipped (CI installs opa and runs them)")
+		testenv.Missing(t, "opa", "not on PATH")
 	}
 	for _, args := range [][]string{{"check", "--strict", "policy"}, {"test", "policy"}} {
 		out, err := exec.Command(opa, args...).CombinedOutput()

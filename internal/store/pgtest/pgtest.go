@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // SchemaURL creates a fresh schema, dropped at cleanup, and returns a URL
@@ -20,7 +22,7 @@ func SchemaURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("NMP_TEST_POSTGRES_URL")
 	if base == "" {
-		t.Skip("NMP_TEST_POSTGRES_URL is not set: PostgreSQL test skipped (CI sets it)")
+		testenv.Missing(t, "PostgreSQL", "NMP_TEST_POSTGRES_URL is not set")
 	}
 	schema := "nmp_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
 	admin, err := sql.Open("pgx", base)

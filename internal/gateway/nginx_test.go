@@ -1,0 +1,159 @@
+package gateway_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nmp-project/nmp/internal/authn/oidctest"
+	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/gateway"
+	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startNginx runs nginx with the documented configuration in front of
+// upstream, or skips when nginx is not installed (CI installs it).
+func startNginx(t *testing.T, upstream string) string {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
+			if _, serr := os.Stat(p); serr == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		testenv.Missing(t, "nginx", "not on PATH or in /usr/sbin")
+	}
+	prefix := t.TempDir()
+	listen := freeAddr(t)
+	conf, err := gateway.NginxConfig{Prefix: prefix, Listen: listen, Upstream: strings.TrimPrefix(upstream, "http://")}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	confFile := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", prefix, "-c", confFile, "-e", filepath.Join(prefix, "error.log"))
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+			return "http://" + listen
+		}
+		if time.Now().After(deadline) {
+			logs, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
+			t.Fatalf("nginx did not start: %v\n%s\n%s", err, out, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string, header ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestNginxAuthRequest puts a real nginx with auth_request in front of
+// nmp: the callout authenticates (and authorizes), nginx forwards only the
+// callout's identity headers, and client-sent identity headers never
+// reach nmp.
+func TestNginxAuthRequest(t *testing.T) {
+	iss := oidctest.New(t)
+	for _, authorize := range []bool{false, true} {
+		t.Run("authenticate_authorize="+strconv.FormatBool(authorize), func(t *testing.T) {
+			srv := servertest.Start(t, func(c *config.Config) {
+				c.Auth.Enabled = true
+				c.Auth.OIDC.Enabled = true
+				c.Auth.OIDC.Issuer = iss.URL
+				c.Auth.OIDC.ClientID = "nmp-cli"
+				admin := "root@example.com"
+				c.Auth.AdminEmail = &admin
+				c.Auth.TrustedProxies = []string{"127.0.0.1/32"}
+				c.Auth.AuthenticateAuthorize = authorize
+			})
+			gw := startNginx(t, srv.URL)
+			alice := iss.Mint(t, oidctest.Claims{Subject: "u-alice", Email: "alice@example.com"})
+			bob := iss.Mint(t, oidctest.Claims{Subject: "u-bob", Email: "bob@example.com"})
+			bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+			tests := []struct {
+				name   string
+				path   string
+				header []string
+				status int
+				body   string
+			}{
+				{"bypass path", "/health/live", nil, 200, `"live"`},
+				{"no token", "/v2/workspaces", nil, 401, ""},
+				{"spoofed identity without token", "/v2/workspaces", []string{"X-NMP-Principal-Id", "root@example.com", "X-NMP-Authorized", "true"}, 401, ""},
+				{"valid token", "/v2/workspaces/default", bearer(alice), 200, `"default"`},
+				{"spoofed admin header with bob's token is stripped", "/v2/workspaces/system/members",
+					append(bearer(bob), "X-NMP-Principal-Id", "root@example.com", "X-NMP-Principal-Email", "root@example.com"), 200, `"*"`},
+				{"listing through the gateway ignores a client X-NMP-Authorized", "/v2/workspaces", append(bearer(bob), "X-NMP-Authorized", "true"), 200, `"system"`},
+				{"invalid token", "/v2/workspaces", bearer("x.y.z"), 401, ""},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					status, body := get(t, gw+tc.path, tc.header...)
+					if status != tc.status || !strings.Contains(body, tc.body) {
+						t.Fatalf("%d %s", status, body)
+					}
+				})
+			}
+			// Writes the token does not allow are refused (403) with and
+			// without authorization at the gateway.
+			req, _ := http.NewRequest("DELETE", gw+"/v2/workspaces/default", nil)
+			req.Header.Set("Authorization", "Bearer "+bob)
+			req.Header.Set("X-NMP-Authorized", "true")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 403 {
+				t.Fatalf("bob deleting default through the gateway: %d", resp.StatusCode)
+			}
+			// The upstream saw only identities the callout produced.
+			if strings.Contains(srv.Logs(), "principal=root@example.com") {
+				t.Fatal("a client-sent identity reached nmp")
+			}
+		})
+	}
+}
