@@ -87,9 +87,6 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createEntity(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	ws, err := pathValue(r, "workspace", validName)
 	if err != nil {
 		return err
@@ -136,9 +133,6 @@ func (s *Server) getEntity(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateEntity(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	k, err := entityKey(r)
 	if err != nil {
 		return err
@@ -163,9 +157,6 @@ func (s *Server) updateEntity(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	k, err := entityKey(r)
 	if err != nil {
 		return err

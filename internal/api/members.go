@@ -53,10 +53,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
-	wait, err := waitForPropagation(r)
-	if err != nil {
-		return err
-	}
+	wait := waitForPropagation(r)
 	ws, err := pathValue(r, "workspace", validName)
 	if err != nil {
 		return err
@@ -90,10 +87,7 @@ func (s *Server) memberPath(r *http.Request) (ws, principal string, err error) {
 }
 
 func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) error {
-	wait, err := waitForPropagation(r)
-	if err != nil {
-		return err
-	}
+	wait := waitForPropagation(r)
 	ws, principal, err := s.memberPath(r)
 	if err != nil {
 		return err
@@ -115,10 +109,7 @@ func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
-	wait, err := waitForPropagation(r)
-	if err != nil {
-		return err
-	}
+	wait := waitForPropagation(r)
 	ws, principal, err := s.memberPath(r)
 	if err != nil {
 		return err

@@ -190,6 +190,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		pattern = path
 	}
 	info(r.Context()).route = pattern
+	if err := checkWaitParam(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -39,9 +39,6 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	ws, err := pathValue(r, "workspace", validName)
 	if err != nil {
 		return err
@@ -75,9 +72,6 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	ws, name, err := s.projectPath(r)
 	if err != nil {
 		return err
@@ -98,9 +92,6 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	ws, name, err := s.projectPath(r)
 	if err != nil {
 		return err

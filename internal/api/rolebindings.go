@@ -81,10 +81,7 @@ func (s *Server) createRoleBinding(w http.ResponseWriter, r *http.Request) error
 	if err := s.requireBindingAdmin(r); err != nil {
 		return err
 	}
-	wait, err := waitForPropagation(r)
-	if err != nil {
-		return err
-	}
+	wait := waitForPropagation(r)
 	var principal, role string
 	var workspace *string
 	if err := decodeBody(r, field{"principal", &principal, true}, field{"workspace", &workspace, false},
@@ -141,10 +138,7 @@ func (s *Server) deleteRoleBinding(w http.ResponseWriter, r *http.Request) error
 	if err := s.requireBindingAdmin(r); err != nil {
 		return err
 	}
-	wait, err := waitForPropagation(r)
-	if err != nil {
-		return err
-	}
+	wait := waitForPropagation(r)
 	name, err := bindingName(r)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
@@ -28,18 +29,32 @@ func grantedBy(r *http.Request) string {
 	return "anonymous"
 }
 
-// waitForPropagation parses wait_role_propagation (default true), which
-// every write of the entity store accepts.
-func waitForPropagation(r *http.Request) (bool, error) {
+// waitForPropagation is the wait_role_propagation query parameter
+// (default true), already validated by checkWaitParam.
+func waitForPropagation(r *http.Request) bool {
+	b, err := strconv.ParseBool(r.URL.Query().Get("wait_role_propagation"))
+	return err != nil || b
+}
+
+// checkWaitParam validates wait_role_propagation, which every write of the
+// entity store and the role-binding API accepts: a boolean, given once.
+func checkWaitParam(r *http.Request) error {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodDelete:
+	default:
+		return nil
+	}
+	if !strings.HasPrefix(r.URL.Path, EntitiesPrefix+"/") && !strings.HasPrefix(r.URL.Path, "/apis/auth/v2/iam/role-bindings") {
+		return nil
+	}
 	v, ok := r.URL.Query()["wait_role_propagation"]
 	if !ok {
-		return true, nil
+		return nil
 	}
-	b, err := strconv.ParseBool(v[0])
-	if len(v) != 1 || err != nil {
-		return false, apierror.Validation("must be a boolean", "query", "wait_role_propagation")
+	if _, err := strconv.ParseBool(v[0]); len(v) != 1 || err != nil {
+		return apierror.Validation("must be a boolean", "query", "wait_role_propagation")
 	}
-	return b, nil
+	return nil
 }
 
 // policyChanged publishes a committed binding change to this process's
@@ -90,10 +105,7 @@ func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
-	wait, err := waitForPropagation(r)
-	if err != nil {
-		return err
-	}
+	wait := waitForPropagation(r)
 	var name, description string
 	if err := decodeBody(r, field{"name", &name, true}, field{"description", &description, false}); err != nil {
 		return err
@@ -127,9 +139,6 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	name, err := pathValue(r, "name", validName)
 	if err != nil {
 		return err
@@ -153,9 +162,6 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
-	if _, err := waitForPropagation(r); err != nil {
-		return err
-	}
 	name, err := pathValue(r, "name", validName)
 	if err != nil {
 		return err

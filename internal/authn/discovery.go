@@ -26,6 +26,10 @@ type ProviderMetadata struct {
 // maxDiscoveryBytes bounds an IdP discovery document.
 const maxDiscoveryBytes = 1 << 20
 
+// ErrIssuerMismatch: the discovery document names another issuer than
+// the configured one, so nothing in it may be used.
+var ErrIssuerMismatch = errors.New("discovery document names another issuer")
+
 // DiscoveryURL is <issuer without trailing slash>/.well-known/openid-configuration.
 func DiscoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
@@ -45,14 +49,22 @@ func FetchProviderMetadata(ctx context.Context, client *http.Client, issuer stri
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("discovery document: HTTP %d", resp.StatusCode)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscoveryBytes))
+		return nil, fmt.Errorf("discovery document: HTTP status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxDiscoveryBytes {
+		return nil, errors.New("discovery document exceeds 1 MiB")
 	}
 	var md ProviderMetadata
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDiscoveryBytes)).Decode(&md); err != nil {
-		return nil, fmt.Errorf("discovery document: %w", err)
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, errors.New("discovery document is not valid JSON")
 	}
 	if md.Issuer != issuer {
-		return nil, fmt.Errorf("discovery document names issuer %q, not the configured %q", md.Issuer, issuer)
+		return &md, fmt.Errorf("%w: %s instead of the configured %s", ErrIssuerMismatch, clip(md.Issuer), issuer)
 	}
 	return &md, nil
 }
@@ -82,6 +94,7 @@ func (c *DiscoveryCache) Get(ctx context.Context) (*ProviderMetadata, error) {
 	}
 	doc, err := FetchProviderMetadata(ctx, c.Client, c.Issuer)
 	if err != nil {
+		doc = nil
 		if c.doc != nil {
 			return c.doc, errors.Join(errors.New("serving the last good discovery document"), err)
 		}

@@ -166,27 +166,19 @@ func (ks *keySet) doFetch(ctx context.Context, unknownKid bool) (*snapshot, erro
 func (ks *keySet) download(ctx context.Context) (*snapshot, string, error) {
 	jwksURL := ks.jwksURI
 	if jwksURL == "" {
-		disc := strings.TrimRight(ks.issuer, "/") + "/.well-known/openid-configuration"
-		body, err := ks.v.get(ctx, disc)
+		disc := authn.DiscoveryURL(ks.issuer)
+		md, err := authn.FetchProviderMetadata(ctx, ks.v.client, ks.issuer)
+		if errors.Is(err, authn.ErrIssuerMismatch) {
+			ks.v.log.Error("OIDC discovery document names another issuer; its keys are not used",
+				"url", disc, "configured_issuer", ks.issuer, "document_issuer", clip(md.Issuer))
+		}
 		if err != nil {
 			return nil, disc, err
 		}
-		var doc struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
-		}
-		if err := json.Unmarshal(body, &doc); err != nil {
-			return nil, disc, errors.New("discovery document is not valid JSON")
-		}
-		if doc.Issuer != ks.issuer {
-			ks.v.log.Error("OIDC discovery document names another issuer; its keys are not used",
-				"url", disc, "configured_issuer", ks.issuer, "document_issuer", clip(doc.Issuer))
-			return nil, disc, fmt.Errorf("discovery issuer %s differs from the configured issuer", clip(doc.Issuer))
-		}
-		if err := checkURL(doc.JWKSURI); err != nil {
+		if err := checkURL(md.JWKSURI); err != nil {
 			return nil, disc, fmt.Errorf("discovery jwks_uri: %w", err)
 		}
-		jwksURL = doc.JWKSURI
+		jwksURL = md.JWKSURI
 	}
 	body, err := ks.v.get(ctx, jwksURL)
 	if err != nil {
