@@ -14,7 +14,7 @@ func TestOPAUnitTests(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "opa", "not on PATH")
 	}
-	for _, args := range [][]string{{"check", "--strict", "policy"}, {"test", "policy"}} {
+	for _, args := range [][]string{{"check", "--strict", "policy"}, {"test", "--timeout", "120s", "policy"}} {
 		out, err := exec.Command(opa, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("opa %v: %v\n%s", args, err, out)
