@@ -97,7 +97,11 @@ func (a *App) UpdateConfig(fn func(*clientconfig.File) error) error {
 		return err
 	}
 	a.config, a.settings = nil, nil
-	return LocalError(clientconfig.Update(path, fn))
+	if err := clientconfig.Update(path, fn); err != nil {
+		return LocalError(err)
+	}
+	clientconfig.WarnCloudSynced(a.Stderr, path)
+	return nil
 }
 
 // Settings returns the effective settings (flags > environment > context >
@@ -146,8 +150,13 @@ func (a *App) Workspace(flagValue string) (string, error) {
 }
 
 // Client returns an API client for the effective base URL and token. With
-// --verbose it logs requests to stderr.
+// --verbose it logs requests to stderr. A saved JWT that expires within
+// five minutes is refreshed first (see autoRefresh): every command that
+// calls the server gets its client here.
 func (a *App) Client() (*client.Client, error) {
+	if err := a.autoRefresh(); err != nil {
+		return nil, err
+	}
 	s, err := a.Settings()
 	if err != nil {
 		return nil, err

@@ -2,11 +2,16 @@ package cli
 
 import "github.com/spf13/cobra"
 
-// newAuthCommand returns the auth group. Its subcommands (can-i; login,
-// status, token, refresh and logout as they land) are added here.
+// newAuthCommand returns the auth group: login, status, token, refresh,
+// logout and can-i.
 func newAuthCommand(app *App) *cobra.Command {
 	cmd := newGroupCommand("auth", "Log in and inspect what the current credential may do")
 	cmd.AddCommand(
+		newAuthLoginCommand(app),
+		newAuthStatusCommand(app),
+		newAuthTokenCommand(app),
+		newAuthRefreshCommand(app),
+		newAuthLogoutCommand(app),
 		newAuthCanICommand(app),
 	)
 	return cmd
