@@ -23,9 +23,6 @@ type ProviderMetadata struct {
 	JWKSURI                     string `json:"jwks_uri"`
 }
 
-// maxDiscoveryBytes bounds an IdP discovery document.
-const maxDiscoveryBytes = 1 << 20
-
 // ErrIssuerMismatch: the discovery document names another issuer than
 // the configured one, so nothing in it may be used.
 var ErrIssuerMismatch = errors.New("discovery document names another issuer")
@@ -35,10 +32,13 @@ func DiscoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-// FetchProviderMetadata GETs and parses an issuer's discovery document;
-// its issuer must equal the configured one.
-func FetchProviderMetadata(ctx context.Context, client *http.Client, issuer string) (*ProviderMetadata, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, DiscoveryURL(issuer), nil)
+// MaxIdPResponseBytes bounds every document fetched from an IdP.
+const MaxIdPResponseBytes = 1 << 20
+
+// FetchIdP GETs an IdP document (discovery, JWKS): 200 only, body at most
+// 1 MiB.
+func FetchIdP(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -49,15 +49,26 @@ func FetchProviderMetadata(ctx context.Context, client *http.Client, issuer stri
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscoveryBytes))
-		return nil, fmt.Errorf("discovery document: HTTP status %d", resp.StatusCode)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxIdPResponseBytes))
+		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxIdPResponseBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(body) > maxDiscoveryBytes {
-		return nil, errors.New("discovery document exceeds 1 MiB")
+	if len(body) > MaxIdPResponseBytes {
+		return nil, errors.New("response body exceeds 1 MiB")
+	}
+	return body, nil
+}
+
+// FetchProviderMetadata GETs and parses an issuer's discovery document;
+// its issuer must equal the configured one (else ErrIssuerMismatch, with
+// the document for the caller's log).
+func FetchProviderMetadata(ctx context.Context, client *http.Client, issuer string) (*ProviderMetadata, error) {
+	body, err := FetchIdP(ctx, client, DiscoveryURL(issuer))
+	if err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
 	}
 	var md ProviderMetadata
 	if err := json.Unmarshal(body, &md); err != nil {

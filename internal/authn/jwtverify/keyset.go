@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,28 +191,7 @@ func (ks *keySet) download(ctx context.Context) (*snapshot, string, error) {
 
 // get fetches url: 200 only, body at most 1 MiB.
 func (v *Verifier) get(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodySize))
-		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > maxBodySize {
-		return nil, errors.New("response body exceeds 1 MiB")
-	}
-	return body, nil
+	return authn.FetchIdP(ctx, v.client, url)
 }
 
 // parseJWKS keeps the usable public keys; keys that do not parse, are

@@ -49,7 +49,6 @@ const (
 
 const (
 	maxTokenSize     = 16 << 10
-	maxBodySize      = 1 << 20
 	maxStaleAge      = 24 * time.Hour
 	maxGroups        = 100
 	defaultCacheSize = 10_000
