@@ -22,24 +22,47 @@ type field struct {
 	required bool
 }
 
+var (
+	errEmptyBody = errors.New("empty request body")
+	errNotObject = errors.New("request body is not a JSON object")
+)
+
+// readObject reads a request body that must be one JSON object and
+// returns its members undecoded. Malformed JSON is 400 invalid_json; an
+// oversized body the *http.MaxBytesError (413); an empty body or another
+// JSON value errEmptyBody / errNotObject, which callers map to their own
+// status.
+func readObject(r *http.Request) (map[string]json.RawMessage, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errEmptyBody
+	}
+	if !json.Valid(body) {
+		return nil, apierror.BadRequest("invalid_json", "Request body is not valid JSON")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil || members == nil {
+		return nil, errNotObject
+	}
+	return members, nil
+}
+
 // decodeBody reads a JSON object whose members must be among fields.
 // Malformed JSON is 400 invalid_json; an unknown member, a wrong type, a
 // null or missing required member is 422 naming the field. All field
 // problems are reported together.
 func decodeBody(r *http.Request, fields ...field) error {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err // *http.MaxBytesError → 413
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	members, err := readObject(r)
+	switch {
+	case errors.Is(err, errEmptyBody):
 		return apierror.Validation("request body is required", "body")
-	}
-	if !json.Valid(body) {
-		return apierror.BadRequest("invalid_json", "Request body is not valid JSON")
-	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(body, &members); err != nil {
+	case errors.Is(err, errNotObject):
 		return apierror.Validation("request body must be a JSON object", "body")
+	case err != nil:
+		return err
 	}
 	known := make(map[string]field, len(fields))
 	for _, f := range fields {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -94,20 +93,14 @@ func invalidInput(format string, args ...any) error {
 // members inside input are checked by the entrypoint (unknown ones are
 // ignored, as OPA does).
 func readPDPInput(r *http.Request) (jsonObject, error) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err // *http.MaxBytesError → 413
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	members, err := readObject(r)
+	switch {
+	case errors.Is(err, errEmptyBody), errors.Is(err, errNotObject):
 		return nil, invalidInput(`the body must be {"input": {...}}`)
+	case err != nil:
+		return nil, err
 	}
-	if !json.Valid(body) {
-		return nil, apierror.BadRequest("invalid_json", "Request body is not valid JSON")
-	}
-	var top jsonObject
-	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		return nil, invalidInput(`the body must be {"input": {...}}`)
-	}
+	top := jsonObject(members)
 	var extra []string
 	for name := range top {
 		if name != "input" {

@@ -77,7 +77,7 @@ func startWebDriver(t *testing.T) *webDriver {
 	}
 	port := freePort(t)
 	cmd := exec.Command(chromeDriverPath, fmt.Sprintf("--port=%d", port), "--allowed-ips=127.0.0.1")
-	var logs syncBuffer
+	var logs testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromedriver: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nmp-project/nmp/internal/testenv"
 	"log/slog"
 	"net/url"
 	"os"
@@ -33,7 +34,7 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 		env  []string
 		// drive signs in at the IdP while the CLI waits: from the URL the
 		// CLI opened (opened) or from its live stderr (stderr).
-		drive func(t *testing.T, opened string, stderr *syncBuffer)
+		drive func(t *testing.T, opened string, stderr *testenv.Buffer)
 		// opens tells whether the CLI must open a browser.
 		opens bool
 	}{
@@ -54,7 +55,7 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 			args:  []string{"auth", "login"},
 			env:   []string{"NMP_BASE_URL=" + st.srv.URL},
 			opens: true,
-			drive: func(t *testing.T, opened string, _ *syncBuffer) {
+			drive: func(t *testing.T, opened string, _ *testenv.Buffer) {
 				if body := devIDPApproveDevice(t, opened, "alice", alicePassword); !strings.Contains(body, "Device authorized") {
 					t.Errorf("approval page:\n%s", body)
 				}
@@ -63,7 +64,7 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 		{
 			name: "device code with --no-browser, code typed from the terminal",
 			args: []string{"auth", "login", "--no-browser"},
-			drive: func(t *testing.T, _ string, stderr *syncBuffer) {
+			drive: func(t *testing.T, _ string, stderr *testenv.Buffer) {
 				code := waitFor(t, stderr, deviceCode)
 				uri := waitFor(t, stderr, verifyURL)
 				if body := devIDPApproveDevice(t, uri+"?user_code="+url.QueryEscape(code), "alice", alicePassword); !strings.Contains(body, "Device authorized") {
@@ -75,7 +76,7 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 			name:  "browser with PKCE",
 			args:  []string{"auth", "login", "--browser"},
 			opens: true,
-			drive: func(t *testing.T, opened string, _ *syncBuffer) {
+			drive: func(t *testing.T, opened string, _ *testenv.Buffer) {
 				if page := devIDPBrowserLogin(t, opened, "alice", alicePassword); !strings.Contains(page, "you can close this window") {
 					t.Errorf("callback page:\n%s", page)
 				}
@@ -84,7 +85,7 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 		{
 			name: "browser with PKCE, --no-browser and a fixed --callback-port",
 			args: []string{"auth", "login", "--browser", "--no-browser", "--callback-port", fmt.Sprint(freePort(t))},
-			drive: func(t *testing.T, _ string, stderr *syncBuffer) {
+			drive: func(t *testing.T, _ string, stderr *testenv.Buffer) {
 				if page := devIDPBrowserLogin(t, waitFor(t, stderr, authURL), "alice", alicePassword); !strings.Contains(page, "you can close this window") {
 					t.Errorf("callback page:\n%s", page)
 				}
@@ -106,7 +107,7 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 				opened.Go(func() { tt.drive(t, u, nil) })
 				return nil
 			})
-			live := &syncBuffer{}
+			live := &testenv.Buffer{}
 			done := make(chan struct{})
 			if tt.drive != nil && !tt.opens {
 				go func() {
@@ -246,7 +247,7 @@ func TestRefreshLockConcurrency(t *testing.T) {
 // that no access token, refresh token, password or client secret appears
 // in any output or log, except the stdout of nmp auth token.
 func TestSecretsNeverPrinted(t *testing.T) {
-	libLogs := &syncBuffer{}
+	libLogs := &testenv.Buffer{}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(libLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer slog.SetDefault(prev)

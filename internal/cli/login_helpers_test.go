@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/nmp-project/nmp/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,29 +40,11 @@ const (
 	loginScopes   = "openid profile email offline_access platform:read platform:write"
 )
 
-// syncBuffer is a goroutine-safe buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // authStack is the development IdP and a platform server that trusts it.
 type authStack struct {
 	idpURL  string
 	srv     *servertest.Server
-	idpLogs *syncBuffer
+	idpLogs *testenv.Buffer
 	// refreshes counts refresh_token grants that reached the IdP.
 	refreshes atomic.Int64
 	// tokenRequests counts every POST /token.
@@ -77,7 +59,7 @@ type stackOptions struct {
 
 func startAuthStack(t *testing.T, o stackOptions) *authStack {
 	t.Helper()
-	st := &authStack{idpLogs: &syncBuffer{}}
+	st := &authStack{idpLogs: &testenv.Buffer{}}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +122,7 @@ type runner struct {
 	home       string
 	env        []string
 	ctx        context.Context
-	transcript syncBuffer
+	transcript testenv.Buffer
 }
 
 func newRunner(t *testing.T, env ...string) *runner {
@@ -161,7 +143,7 @@ func (r *runner) run(args ...string) runResult {
 // runWith runs with ctx; a non-nil stderr also receives stderr live.
 func (r *runner) runWith(ctx context.Context, live io.Writer, args ...string) runResult {
 	r.t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	var errw io.Writer = &stderr
 	if live != nil {
 		errw = io.MultiWriter(&stderr, live)
@@ -337,7 +319,7 @@ func devIDPApproveDevice(t *testing.T, verificationURIComplete, username, passwo
 }
 
 // waitFor polls buf until re matches, returning the first group.
-func waitFor(t *testing.T, buf *syncBuffer, re *regexp.Regexp) string {
+func waitFor(t *testing.T, buf *testenv.Buffer, re *regexp.Regexp) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -1,7 +1,6 @@
 package devidp_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -10,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nmp-project/nmp/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -42,26 +42,8 @@ const (
 	webSecret     = "web-Secret-3e8d0f27"
 )
 
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // libraryLogs captures slog.Default, where zitadel logs.
-var libraryLogs logBuffer
+var libraryLogs testenv.Buffer
 
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(&libraryLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -140,7 +122,7 @@ type idp struct {
 	*devidp.Provider
 	url   string
 	clock *fakeClock
-	logs  *logBuffer
+	logs  *testenv.Buffer
 
 	mu      sync.Mutex
 	secrets []string
@@ -153,7 +135,7 @@ func newIDP(t *testing.T, mutate ...func(*config.DevIDPConfig)) *idp {
 		m(&cfg)
 	}
 	clock := &fakeClock{t: time.Now()}
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String()

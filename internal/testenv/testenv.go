@@ -5,7 +5,9 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -16,4 +18,25 @@ func Missing(t testing.TB, component, why string) {
 		t.Fatalf("%s is required here (NMP_TEST_REQUIRE_ALL=1) but missing: %s", component, why)
 	}
 	t.Skipf("%s is missing (%s): test skipped; CI installs it and runs this test", component, why)
+}
+
+// Buffer is a goroutine-safe byte buffer, for capturing the logs and
+// output of servers and commands that write concurrently.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -1,7 +1,6 @@
 package jwtverify
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -13,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nmp-project/nmp/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -208,24 +208,6 @@ func (i *idp) serve(w http.ResponseWriter, r *http.Request) {
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // authConfig is an OIDC configuration for issuer with client id nmp-cli.
 func authConfig(issuer string) config.AuthConfig {
 	c := config.Default().Auth
@@ -239,12 +221,12 @@ func authConfig(issuer string) config.AuthConfig {
 type harness struct {
 	v     *Verifier
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *testenv.Buffer
 }
 
 func newHarness(t testing.TB, cfg config.AuthConfig, opts ...Option) *harness {
 	t.Helper()
-	h := &harness{clock: newClock(), logs: &syncBuffer{}}
+	h := &harness{clock: newClock(), logs: &testenv.Buffer{}}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := New(cfg, append([]Option{WithClock(h.clock.Now), WithLogger(log)}, opts...)...)
 	if err != nil {

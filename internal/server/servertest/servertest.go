@@ -3,14 +3,13 @@
 package servertest
 
 import (
-	"bytes"
 	"context"
+	"github.com/nmp-project/nmp/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/nmp-project/nmp/internal/config"
@@ -24,29 +23,11 @@ type Server struct {
 	URL    string
 	Config *config.Config
 	Server *server.Server
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 }
 
 // Logs returns everything the server logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.Server.Store() }
@@ -64,7 +45,7 @@ func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Se
 	if _, err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	var sink io.Writer = logs
 	if testing.Verbose() {
 		sink = io.MultiWriter(logs, testWriter{t})
