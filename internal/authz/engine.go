@@ -1,7 +1,8 @@
 package authz
 
 import (
-	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,23 +89,46 @@ func (e *Engine) Loaded() bool { return e.snap.Load().loaded }
 // LastFullReload is the time of the last full load (zero if none).
 func (e *Engine) LastFullReload() time.Time { return e.snap.Load().reloaded }
 
-// Load replaces every binding (a full reload).
-func (e *Engine) Load(pb store.PolicyBindings, now time.Time) {
+// ErrStale means a load or change set is older than the snapshot the
+// engine holds; the engine keeps its snapshot (policy never goes back).
+var ErrStale = errors.New("policy data older than the engine's snapshot")
+
+// ErrGap means a change set starts after the engine's revision: changes in
+// between are missing and only a full load can catch up.
+var ErrGap = errors.New("policy changes missing between the engine's revision and the change set")
+
+// Load replaces every binding (a full reload) with pb, the complete set of
+// active bindings at pb.Revision. It refuses (ErrStale) a set older than
+// the snapshot the engine holds, so a slow reload can never undo a change
+// applied meanwhile.
+func (e *Engine) Load(pb store.PolicyBindings, now time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := e.snap.Load()
+	if cur.loaded && pb.Revision < cur.revision {
+		return fmt.Errorf("%w: full set at revision %d, engine at %d", ErrStale, pb.Revision, cur.revision)
+	}
 	e.snap.Store(&snapshot{policy: cur.policy, index: buildIndex(cur.policy, pb.Bindings),
 		revision: pb.Revision, loaded: true, reloaded: now})
+	return nil
 }
 
-// Apply applies binding changes read after the current revision; changes
-// at or below it are ignored (another update got there first).
-func (e *Engine) Apply(pb store.PolicyBindings) {
+// Apply applies the bindings changed after pb.Since up to pb.Revision
+// (store.BindingChanges). Changes at or below the engine's revision are
+// already in the snapshot and skipped; a set that ends at or below it
+// changes nothing. A set that starts after the engine's revision is a gap
+// (ErrGap); before the first Load every Apply is (ErrGap).
+func (e *Engine) Apply(pb store.PolicyBindings) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := e.snap.Load()
-	if !cur.loaded || pb.Revision <= cur.revision {
-		return
+	switch {
+	case !cur.loaded:
+		return fmt.Errorf("%w: no full load yet", ErrGap)
+	case pb.Revision <= cur.revision:
+		return nil
+	case pb.Since > cur.revision:
+		return fmt.Errorf("%w: changes after %d, engine at %d", ErrGap, pb.Since, cur.revision)
 	}
 	var changes []store.RoleBinding
 	for _, b := range pb.Bindings {
@@ -116,35 +140,6 @@ func (e *Engine) Apply(pb store.PolicyBindings) {
 	next.index = cur.index.apply(cur.policy, changes)
 	next.revision = pb.Revision
 	e.snap.Store(&next)
-}
-
-// BindingSource is where the engine reads bindings (the store).
-type BindingSource interface {
-	ActiveBindings(ctx context.Context) (store.PolicyBindings, error)
-	BindingChanges(ctx context.Context, after int64) (store.PolicyBindings, error)
-}
-
-// Sync brings the engine up to the source's revision: a full load the
-// first time, else the changes since the current revision.
-func (e *Engine) Sync(ctx context.Context, src BindingSource, now time.Time) error {
-	if !e.Loaded() {
-		return e.Reload(ctx, src, now)
-	}
-	pb, err := src.BindingChanges(ctx, e.Revision())
-	if err != nil {
-		return err
-	}
-	e.Apply(pb)
-	return nil
-}
-
-// Reload performs a full load from the source.
-func (e *Engine) Reload(ctx context.Context, src BindingSource, now time.Time) error {
-	pb, err := src.ActiveBindings(ctx)
-	if err != nil {
-		return err
-	}
-	e.Load(pb, now)
 	return nil
 }
 

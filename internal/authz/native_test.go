@@ -38,7 +38,9 @@ func newEngine(t testing.TB, f corpusFile) *authz.Engine {
 		for i, b := range f.Bindings {
 			bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, Revision: 1})
 		}
-		e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now())
+		if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return e
 }
