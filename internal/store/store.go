@@ -166,10 +166,40 @@ type SeedBinding struct {
 	Role      string
 }
 
-// PolicyBindings is the set of active bindings at a policy revision.
+// PolicyBindings is the set of active bindings at a policy revision
+// (ActiveBindings), or the bindings changed after revision Since up to
+// Revision (BindingChanges).
 type PolicyBindings struct {
+	// Since is the revision after which changes were read (0 for a full
+	// set).
+	Since    int64
 	Revision int64
 	Bindings []RoleBinding
+}
+
+// PolicyEvent is one notice of the policy change feed.
+type PolicyEvent struct {
+	// Revision is a committed policy revision (0 when the event only
+	// carries Resync or Err).
+	Revision int64
+	// Resync means notices may have been missed before this one (the feed
+	// has just started or reconnected): the receiver must catch up from
+	// the store rather than trust the notices it has.
+	Resync bool
+	// Err means the feed is interrupted: no notices arrive until the next
+	// Resync.
+	Err error
+}
+
+// ChangeFeed publishes committed policy changes.
+type ChangeFeed interface {
+	// WatchPolicy calls emit for every committed change of the policy
+	// revision — this process's commits right after they commit and, with
+	// a database shared by replicas, every other replica's — until ctx
+	// ends, then returns ctx's error. The first event is a Resync. emit is
+	// called from the committing goroutine or the feed's own goroutine and
+	// must not block.
+	WatchPolicy(ctx context.Context, emit func(PolicyEvent)) error
 }
 
 // Visibility restricts a list to workspaces in which one of Principals
@@ -224,6 +254,7 @@ type Store interface {
 	EnsureBuiltins(ctx context.Context, seed Seed) error
 	// PolicyRevision returns the current policy revision.
 	PolicyRevision(ctx context.Context) (int64, error)
+	ChangeFeed
 	Ping(ctx context.Context) error
 	Close() error
 }

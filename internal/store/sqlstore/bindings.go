@@ -58,6 +58,9 @@ func (s *Store) bump(ctx context.Context, c conn) (int64, error) {
 	if err := c.row(ctx, `UPDATE policy_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev); err != nil {
 		return 0, err
 	}
+	if c.t != nil {
+		c.t.revision = rev
+	}
 	return rev, s.d.notify(ctx, c, rev)
 }
 
@@ -383,7 +386,9 @@ func (s *Store) ActiveBindings(ctx context.Context) (store.PolicyBindings, error
 
 // BindingChanges returns bindings changed after the given revision.
 func (s *Store) BindingChanges(ctx context.Context, after int64) (store.PolicyBindings, error) {
-	return s.bindings(ctx, `b.revision > ?`, after)
+	pb, err := s.bindings(ctx, `b.revision > ?`, after)
+	pb.Since = after
+	return pb, err
 }
 
 func (s *Store) bindings(ctx context.Context, where string, args ...any) (store.PolicyBindings, error) {

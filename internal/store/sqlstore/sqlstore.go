@@ -43,6 +43,8 @@ type Store struct {
 	w     *sql.DB // writer: every write transaction runs here
 	r     *sql.DB // reader: plain reads (the same pool on PostgreSQL)
 	clock store.Clock
+	dsn   string // for the PostgreSQL LISTEN connection
+	feed  feed   // this process's committed policy revisions
 }
 
 var _ store.Store = (*Store)(nil)
@@ -69,7 +71,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 30 * time.Second
 	}
-	s := &Store{d: d, clock: opts.Clock}
+	s := &Store{d: d, clock: opts.Clock, dsn: opts.URL}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -127,6 +129,15 @@ type querier interface {
 type conn struct {
 	q querier
 	d *dialect
+	// t is the write transaction's state (nil outside tx).
+	t *txState
+}
+
+// txState is what a write transaction records for after its commit.
+type txState struct {
+	// revision is the policy revision the transaction produced (0 if it
+	// changed no binding).
+	revision int64
 }
 
 func (c conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -142,20 +153,26 @@ func (c conn) row(ctx context.Context, q string, args ...any) *sql.Row {
 }
 
 // read returns a conn on the reader pool.
-func (s *Store) read() conn { return conn{s.r, s.d} }
+func (s *Store) read() conn { return conn{q: s.r, d: s.d} }
 
-// tx runs fn in a write transaction and commits it when fn succeeds.
+// tx runs fn in a write transaction and commits it when fn succeeds. A
+// transaction that changed the policy revision is published to this
+// process's policy watchers once it has committed.
 func (s *Store) tx(ctx context.Context, fn func(c conn) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(conn{tx, s.d}); err != nil {
+	st := &txState{}
+	if err := fn(conn{tx, s.d, st}); err != nil {
 		_ = tx.Rollback()
 		return s.d.mapError(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return s.d.mapError(fmt.Errorf("commit: %w", err))
+	}
+	if st.revision > 0 {
+		s.feed.publish(store.PolicyEvent{Revision: st.revision})
 	}
 	return nil
 }
@@ -168,7 +185,7 @@ func (s *Store) snapshot(ctx context.Context, fn func(c conn) error) error {
 		return fmt.Errorf("begin read transaction: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	return fn(conn{tx, s.d})
+	return fn(conn{q: tx, d: s.d})
 }
 
 func (s *Store) migrate(ctx context.Context) error {

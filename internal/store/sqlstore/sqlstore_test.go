@@ -2,6 +2,10 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
+	"time"
+
+	"github.com/google/uuid"
 	"path/filepath"
 	"testing"
 
@@ -36,4 +40,53 @@ func OpenSQLite(t testing.TB, clock store.Clock) *sqlstore.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestPolicyFeedAcrossReplicas: on PostgreSQL a commit by one store (a
+// replica) reaches another's watcher through LISTEN/NOTIFY, and a killed
+// LISTEN connection is reported (Err) and followed by a Resync once it is
+// back.
+func TestPolicyFeedAcrossReplicas(t *testing.T) {
+	dsn := pgtest.SchemaURL(t)
+	open := func(dsn string) *sqlstore.Store {
+		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	// b's connections carry an application name of their own, so that
+	// only its LISTEN connection is killed below.
+	app := "nmp-feed-test-" + uuid.NewString()[:8]
+	a, b := open(dsn), open(dsn+"&application_name="+app)
+	ctx := context.Background()
+	if err := a.EnsureBuiltins(ctx, storetest.DefaultSeed("admin@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	rec := storetest.Watch(t, b)
+	_, rev, err := a.CreateWorkspace(ctx, store.NewWorkspace{Name: "replicated", Admin: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitFor(t, "the other replica's revision", 0, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Revision == rev })
+
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND query LIKE 'LISTEN %'`, app).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminate the LISTEN connection: killed %d, %v", killed, err)
+	}
+	i := rec.WaitFor(t, "an interruption", 0, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Err != nil })
+	rec.WaitFor(t, "a resync after the interruption", i+1, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Resync })
+	// And notices flow again.
+	ch, err := a.AddMember(ctx, "replicated", "bob", []string{"Viewer"}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitFor(t, "a revision after the reconnect", i+1, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Revision == ch.Revision })
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,7 @@ func Run(t *testing.T, open Factory) {
 		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"RoleBindings", testRoleBindings},
 		{"PolicyRevisions", testPolicyRevisions},
+		{"PolicyFeed", testPolicyFeed},
 		{"Projects", testProjects},
 		{"Entities", testEntities},
 		{"EntityFilters", testEntityFilters},
@@ -526,6 +528,125 @@ func testPolicyRevisions(t *testing.T, s store.Store) {
 	wantCode(t, err, store.KindConflict, "last_admin")
 	if rev := must[int64](t)(s.PolicyRevision(ctx)); rev != del.Revision {
 		t.Fatalf("refused write moved the revision to %d", rev)
+	}
+}
+
+// Recorder collects the events of a policy watch for tests.
+type Recorder struct {
+	mu     sync.Mutex
+	events []store.PolicyEvent
+	signal chan struct{}
+}
+
+// NewRecorder returns an empty recorder.
+func NewRecorder() *Recorder { return &Recorder{signal: make(chan struct{}, 1)} }
+
+// Emit records one event; it never blocks.
+func (r *Recorder) Emit(ev store.PolicyEvent) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Events returns a copy of the events so far.
+func (r *Recorder) Events() []store.PolicyEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]store.PolicyEvent(nil), r.events...)
+}
+
+// WaitFor waits until an event at index from or later satisfies ok (or
+// fails the test after timeout) and returns the index of that event.
+func (r *Recorder) WaitFor(t testing.TB, what string, from int, timeout time.Duration, ok func(store.PolicyEvent) bool) int {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		for i, ev := range r.Events() {
+			if i >= from && ok(ev) {
+				return i
+			}
+		}
+		select {
+		case <-r.signal:
+		case <-deadline:
+			t.Fatalf("no %s within %v; events: %+v", what, timeout, r.Events())
+		}
+	}
+}
+
+// Watch starts WatchPolicy on s with a recorder, waits for its first
+// Resync and stops it at cleanup (checking it returns the context's error).
+func Watch(t testing.TB, s store.ChangeFeed) *Recorder {
+	t.Helper()
+	rec := NewRecorder()
+	wctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.WatchPolicy(wctx, rec.Emit) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("WatchPolicy returned %v, want context.Canceled", err)
+		}
+	})
+	rec.WaitFor(t, "initial resync", 0, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Resync })
+	return rec
+}
+
+// testPolicyFeed: every committed revision reaches a watcher by the time
+// the write returns; writes that change no binding, and refused writes,
+// publish nothing.
+func testPolicyFeed(t *testing.T, s store.Store) {
+	rec := Watch(t, s)
+	if first := rec.Events()[0]; !first.Resync || first.Err != nil {
+		t.Fatalf("first event must be a Resync: %+v", first)
+	}
+	seen := func(rev int64) bool {
+		for _, ev := range rec.Events() {
+			if ev.Revision == rev {
+				return true
+			}
+		}
+		return false
+	}
+	var revs []int64
+	_, rev, err := s.CreateWorkspace(ctx, store.NewWorkspace{Name: "feed", Admin: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs = append(revs, rev)
+	ch := must[store.MemberChange](t)(s.AddMember(ctx, "feed", "bob", []string{"Viewer"}, "alice"))
+	revs = append(revs, ch.Revision)
+	ch = must[store.MemberChange](t)(s.SetMemberRoles(ctx, "feed", "bob", []string{"Editor"}, "alice"))
+	revs = append(revs, ch.Revision)
+	b := must[store.RoleBinding](t)(s.CreateRoleBinding(ctx, store.NewRoleBinding{Principal: "carol", Workspace: "feed", Role: "Viewer", By: "alice"}))
+	revs = append(revs, b.Revision)
+	del := must[store.Deleted](t)(s.RevokeRoleBinding(ctx, b.Name))
+	revs = append(revs, del.Revision)
+	del = must[store.Deleted](t)(s.RemoveMember(ctx, "feed", "bob"))
+	revs = append(revs, del.Revision)
+	for _, r := range revs {
+		// Published synchronously after commit: no waiting needed.
+		if r <= 0 || !seen(r) {
+			t.Fatalf("revision %d not published when its write returned; events %+v", r, rec.Events())
+		}
+	}
+	n := len(rec.Events())
+	must[store.Workspace](t)(s.UpdateWorkspace(ctx, "feed", "no binding change", ptr("alice")))
+	must[store.Project](t)(s.CreateProject(ctx, store.NewProject{Workspace: "feed", Name: "p"}))
+	_, err = s.RemoveMember(ctx, "feed", "alice")
+	wantCode(t, err, store.KindConflict, "last_admin")
+	_, err = s.AddMember(ctx, "feed", "alice", []string{"Admin"}, "alice")
+	wantCode(t, err, store.KindConflict, "member_exists")
+	// A notification from PostgreSQL may still arrive for the earlier
+	// revisions; nothing may carry a revision that was not committed.
+	for _, ev := range rec.Events()[n:] {
+		if ev.Revision != 0 && !slices.Contains(revs, ev.Revision) {
+			t.Fatalf("event for an uncommitted revision: %+v", ev)
+		}
 	}
 }
 
