@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
@@ -37,35 +38,45 @@ type Options struct {
 	Tokens authn.TokenValidator
 	// IdP caches the OIDC issuer's discovery document (nil without OIDC).
 	IdP *authn.DiscoveryCache
-	// OnPolicyChange is called after a committed write changed role
-	// bindings, with the new revision, before the response is written.
-	OnPolicyChange func(ctx context.Context, revision int64)
+	// Propagation lets a write that changed role bindings wait until this
+	// process's policy holds its revision (nil: nothing to wait for).
+	Propagation Propagation
+	// PropagationTimeout bounds that wait (0: 30 s).
+	PropagationTimeout time.Duration
+}
+
+// Propagation is this process's policy propagation (policysync.Syncer).
+type Propagation interface {
+	// Await returns nil once revision is applied here, an error when
+	// applying it failed, or ctx's error.
+	Await(ctx context.Context, revision int64) error
 }
 
 // Server holds the API's dependencies.
 type Server struct {
-	cfg     *config.Config
-	store   store.Store
-	roles   *authz.Catalog
-	health  *health.State
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	engine  *authz.Engine
-	pdp     PDP
-	tokens  authn.TokenValidator
-	idp     *authn.DiscoveryCache
-	trusted []netip.Prefix
-	changed func(ctx context.Context, revision int64)
-	mux     *http.ServeMux
+	cfg                *config.Config
+	store              store.Store
+	roles              *authz.Catalog
+	health             *health.State
+	metrics            *metrics.Metrics
+	log                *slog.Logger
+	engine             *authz.Engine
+	pdp                PDP
+	tokens             authn.TokenValidator
+	idp                *authn.DiscoveryCache
+	trusted            []netip.Prefix
+	propagation        Propagation
+	propagationTimeout time.Duration
+	mux                *http.ServeMux
 }
 
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, engine: o.Engine, pdp: o.PDP, tokens: o.Tokens, idp: o.IdP, changed: o.OnPolicyChange,
-		trusted: o.Config.Auth.TrustedProxyPrefixes(), mux: http.NewServeMux()}
-	if s.changed == nil {
-		s.changed = func(context.Context, int64) {}
+		log: o.Logger, engine: o.Engine, pdp: o.PDP, tokens: o.Tokens, idp: o.IdP, propagation: o.Propagation,
+		propagationTimeout: o.PropagationTimeout, trusted: o.Config.Auth.TrustedProxyPrefixes(), mux: http.NewServeMux()}
+	if s.propagationTimeout <= 0 {
+		s.propagationTimeout = 30 * time.Second
 	}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.dispatch)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,15 +58,38 @@ func checkWaitParam(r *http.Request) error {
 	return nil
 }
 
-// policyChanged publishes a committed binding change to this process's
-// policy before the response is written, and reports propagation.
+// Values of the X-NMP-Role-Propagation response header.
+const (
+	propagationComplete = "complete" // this process's PDP holds the change
+	propagationSkipped  = "skipped"  // wait_role_propagation=false
+	propagationTimeout  = "timeout"  // not applied within the bound
+	propagationFailed   = "failed"   // applying it failed (retried in the background)
+)
+
+// policyChanged waits, before the response is written, until this
+// process's policy holds a committed binding change, so that the next
+// request here sees it, and reports the outcome. The write is committed
+// whatever happens here; only a confirmed application says "complete".
 func (s *Server) policyChanged(w http.ResponseWriter, r *http.Request, revision int64, wait bool) {
-	if revision > 0 {
-		s.changed(context.WithoutCancel(r.Context()), revision)
+	state := propagationComplete
+	if revision > 0 && s.propagation != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.propagationTimeout)
+		err := s.propagation.Await(ctx, revision)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, context.DeadlineExceeded):
+			state = propagationTimeout
+		default:
+			state = propagationFailed
+		}
+		if err != nil {
+			s.log.WarnContext(r.Context(), "committed role change not yet applied to this process's policy",
+				"request_id", requestID(r.Context()), "revision", revision, "propagation", state, "error", err)
+		}
 	}
-	state := "skipped"
-	if wait {
-		state = "complete"
+	if !wait && state == propagationComplete {
+		state = propagationSkipped
 	}
 	w.Header().Set("X-NMP-Role-Propagation", state)
 }

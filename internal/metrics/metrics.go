@@ -17,8 +17,16 @@ type Metrics struct {
 	PolicyRevision prometheus.Gauge
 	// AuthzDecisions counts PDP decisions by outcome and reason.
 	AuthzDecisions *prometheus.CounterVec
-	// PolicyReloadFailures counts failed policy loads.
-	PolicyReloadFailures prometheus.Counter
+	// PolicySyncFailures counts failed attempts to bring the policy
+	// engine up to the store's revision.
+	PolicySyncFailures prometheus.Counter
+	// PolicyFullLoads counts full loads of every binding.
+	PolicyFullLoads prometheus.Counter
+	// PolicyMissedChanges counts safety-net checks that found changes no
+	// notice had announced.
+	PolicyMissedChanges prometheus.Counter
+	// PolicyFeedInterruptions counts interruptions of the change feed.
+	PolicyFeedInterruptions prometheus.Counter
 	// TokenValidationFailures counts refused bearer tokens by reason.
 	TokenValidationFailures *prometheus.CounterVec
 }
@@ -40,15 +48,28 @@ func New() *Metrics {
 		Name: "nmp_authz_decisions_total",
 		Help: "Authorization decisions of the request pipeline by outcome and PDP reason.",
 	}, []string{"allowed", "reason"})
-	m.PolicyReloadFailures = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "nmp_policy_reload_failures_total",
-		Help: "Policy loads that failed (the last good snapshot stays in use).",
+	m.PolicySyncFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nmp_policy_sync_failures_total",
+		Help: "Failed attempts to bring the policy engine up to the store's revision (the last good snapshot stays in use; retried with backoff).",
+	})
+	m.PolicyFullLoads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nmp_policy_full_loads_total",
+		Help: "Full loads of every role binding (start, change-feed reconnects, gaps).",
+	})
+	m.PolicyMissedChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nmp_policy_missed_changes_total",
+		Help: "Safety-net checks that found policy changes no change notice had announced.",
+	})
+	m.PolicyFeedInterruptions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nmp_policy_feed_interruptions_total",
+		Help: "Interruptions of the policy change feed (PostgreSQL LISTEN connection lost).",
 	})
 	m.TokenValidationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nmp_token_validation_failures_total",
 		Help: "Bearer tokens refused, by reason (expired, bad_signature, unknown_issuer, ...).",
 	}, []string{"reason"})
-	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicyReloadFailures, m.TokenValidationFailures,
+	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicySyncFailures, m.PolicyFullLoads,
+		m.PolicyMissedChanges, m.PolicyFeedInterruptions, m.TokenValidationFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -22,7 +22,9 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
+	"github.com/nmp-project/nmp/internal/lifecycle"
 	"github.com/nmp-project/nmp/internal/metrics"
+	"github.com/nmp-project/nmp/internal/policysync"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
 )
@@ -49,6 +51,7 @@ type Server struct {
 	health  *health.State
 	metrics *metrics.Metrics
 	engine  *authz.Engine
+	syncer  *policysync.Syncer
 	handler http.Handler
 	clock   store.Clock
 }
@@ -59,13 +62,28 @@ type Option func(*Server)
 // WithClock sets the clock of the store.
 func WithClock(c store.Clock) Option { return func(s *Server) { s.clock = c } }
 
-// New opens the store, applies migrations, creates the built-in
-// workspaces and seed bindings, and builds the HTTP handler.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, health: health.New("database", "policy"), metrics: metrics.New(), clock: time.Now}
+// WithStore makes the server use st instead of opening the configured
+// database (tests inject failing stores this way). The server owns st
+// from then on and closes it when Serve returns or New fails.
+func WithStore(st store.Store) Option { return func(s *Server) { s.store = st } }
+
+// Health components besides the policy syncer's.
+const healthDatabase = "database"
+
+// New opens the store (unless one was injected), applies migrations,
+// creates the built-in workspaces and seed bindings, loads the policy and
+// builds the HTTP handler.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log, health: health.New(healthDatabase, policysync.HealthPolicy, policysync.HealthFeed),
+		metrics: metrics.New(), clock: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
+	defer func() {
+		if err != nil && s.store != nil {
+			s.store.Close()
+		}
+	}()
 	if cfg.Auth.PolicyDecisionPointProvider != "embedded" {
 		return nil, fmt.Errorf("auth.policy_decision_point_provider %q is not supported by this version (use embedded)", cfg.Auth.PolicyDecisionPointProvider)
 	}
@@ -76,19 +94,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if s.engine, err = authz.NewEngine(doc); err != nil {
 		return nil, fmt.Errorf("authorization data: %w", err)
 	}
-	dbURL, err := databaseURL(cfg)
-	if err != nil {
-		return nil, err
+	if s.store == nil {
+		dbURL, err := databaseURL(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if s.store, err = sqlstore.Open(ctx, sqlstore.Options{
+			URL: dbURL, MaxConns: cfg.Entities.DatabaseConfig.ConnectionsLimit,
+			ConnectTimeout: time.Duration(cfg.Entities.DatabaseConfig.ConnectTimeoutSeconds) * time.Second,
+			Migrate:        cfg.Entities.RunMigrations, Clock: s.clock,
+		}); err != nil {
+			return nil, fmt.Errorf("open entity store: %w", err)
+		}
 	}
-	st, err := sqlstore.Open(ctx, sqlstore.Options{
-		URL: dbURL, MaxConns: cfg.Entities.DatabaseConfig.ConnectionsLimit,
-		ConnectTimeout: time.Duration(cfg.Entities.DatabaseConfig.ConnectTimeoutSeconds) * time.Second,
-		Migrate:        cfg.Entities.RunMigrations, Clock: s.clock,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open entity store: %w", err)
-	}
-	s.store = st
+	st := s.store
 	var seed store.Seed
 	if cfg.Platform.SeedOnStartup {
 		admin := ""
@@ -98,11 +117,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		seed = authz.Seed(admin, cfg.Auth.DefaultWorkspace)
 	}
 	if err := st.EnsureBuiltins(ctx, seed); err != nil {
-		st.Close()
 		return nil, fmt.Errorf("seed the entity store: %w", err)
 	}
-	s.health.Set("database", nil)
-	s.reloadPolicy(ctx)
+	s.health.Set(healthDatabase, nil)
+	s.syncer = policysync.New(policysync.Options{Engine: s.engine, Source: st,
+		Interval: time.Duration(cfg.Auth.PolicyDataRefreshInterval * float64(time.Second)),
+		Clock:    s.clock, Log: log, Metrics: s.metrics, Health: s.health})
+	_ = s.syncer.Prime(ctx) // a failure is logged, fails readiness and is retried by Run
 	var idp *authn.DiscoveryCache
 	if cfg.Auth.Enabled && cfg.Auth.OIDC.Enabled {
 		idp = &authn.DiscoveryCache{Issuer: cfg.Auth.OIDC.Issuer, TTL: time.Duration(cfg.Auth.OIDC.DiscoveryCacheTTL) * time.Second,
@@ -112,19 +133,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if cfg.Auth.Enabled && (cfg.Auth.OIDC.Enabled || cfg.Auth.AllowUnsignedJWT) {
 		v, err := jwtverify.New(cfg.Auth, jwtverify.WithClock(s.clock), jwtverify.WithLogger(log))
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("token validation: %w", err)
 		}
 		tokens = v
 	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, Engine: s.engine, PDP: api.EmbeddedPDP{Engine: s.engine},
-		Tokens: tokens, IdP: idp, OnPolicyChange: s.syncPolicy})
-	where := cfg.SQLitePath()
-	if st.Dialect() != "sqlite" {
-		where = cfg.Entities.DatabaseConfig.RedactedURL()
+		Tokens: tokens, IdP: idp, Propagation: s.syncer,
+		PropagationTimeout: time.Duration(cfg.Auth.PropagationTimeoutSeconds) * time.Second})
+	if cfg.DatabaseKind() == config.DatabaseSQLite {
+		log.Info("entity store ready", "backend", config.DatabaseSQLite, "database", cfg.SQLitePath())
+	} else {
+		log.Info("entity store ready", "backend", config.DatabasePostgres, "database", cfg.Entities.DatabaseConfig.RedactedURL())
 	}
-	log.Info("entity store ready", "backend", st.Dialect(), "database", where)
 	return s, nil
 }
 
@@ -177,18 +198,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	checkCtx, stopChecks := context.WithCancel(ctx)
-	defer stopChecks()
-	go s.checkDatabase(checkCtx)
-	go s.refreshPolicy(checkCtx)
-	if st, ok := s.store.(*sqlstore.Store); ok {
-		// Other replicas' binding changes: apply each announced revision;
-		// on every (re)connect reload fully, as notifications may have been
-		// missed meanwhile.
-		go st.Listen(checkCtx, s.cfg.Entities.DatabaseConfig.URL, s.log,
-			func(int64) { s.syncPolicy(checkCtx, 0) },
-			func() { s.reloadPolicy(checkCtx) })
-	}
+	// Background components run from before the first request until
+	// after the last one, and have all returned before the store closes.
+	components := lifecycle.Start(ctx, s.log, s.health,
+		lifecycle.Func{N: "database health check", F: s.checkDatabase},
+		s.syncer)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -207,6 +221,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
+	if err := components.Stop(); err != nil {
+		serveErr = errors.Join(serveErr, err)
+	}
 	if err := s.store.Close(); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("close store: %w", err))
 	}
@@ -214,70 +231,37 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return serveErr
 }
 
-// every runs fn every interval until ctx ends (never if interval ≤ 0).
-func every(ctx context.Context, interval time.Duration, fn func()) {
+// checkDatabase pings the store every db_health_check_interval_seconds
+// and records the result for readiness, until ctx ends.
+func (s *Server) checkDatabase(ctx context.Context) error {
+	interval := time.Duration(s.cfg.Entities.DBHealthCheckIntervalSeconds) * time.Second
 	if interval <= 0 {
-		return
+		<-ctx.Done()
+		return nil
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
-			fn()
 		}
-	}
-}
-
-// checkDatabase pings the store every db_health_check_interval_seconds
-// and records the result for readiness.
-func (s *Server) checkDatabase(ctx context.Context) {
-	interval := time.Duration(s.cfg.Entities.DBHealthCheckIntervalSeconds) * time.Second
-	every(ctx, interval, func() {
 		pctx, cancel := context.WithTimeout(ctx, interval)
 		err := s.store.Ping(pctx)
 		cancel()
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		if err != nil {
 			s.log.Error("database health check failed", "error", err)
 		}
-		s.health.Set("database", err)
-	})
-}
-
-// syncPolicy applies binding changes committed by this process before the
-// write responds, so the next request sees them.
-func (s *Server) syncPolicy(ctx context.Context, _ int64) {
-	if err := s.engine.Sync(ctx, s.store, s.clock()); err != nil {
-		s.metrics.PolicyReloadFailures.Inc()
-		s.log.Error("policy update failed; the next full reload retries", "error", err)
-		return
+		s.health.Set(healthDatabase, err)
 	}
-	s.metrics.PolicyRevision.Set(float64(s.engine.Revision()))
 }
 
-// reloadPolicy loads every binding. A failure keeps the last snapshot,
-// is logged and fails readiness until the next success.
-func (s *Server) reloadPolicy(ctx context.Context) {
-	err := s.engine.Reload(ctx, s.store, s.clock())
-	s.health.Set("policy", err)
-	if err != nil {
-		s.metrics.PolicyReloadFailures.Inc()
-		s.log.Error("policy reload failed", "error", err)
-		return
-	}
-	s.metrics.PolicyRevision.Set(float64(s.engine.Revision()))
-}
-
-// refreshPolicy is the safety net: a full reload every
-// auth.policy_data_refresh_interval seconds.
-func (s *Server) refreshPolicy(ctx context.Context) {
-	every(ctx, time.Duration(s.cfg.Auth.PolicyDataRefreshInterval*float64(time.Second)), func() { s.reloadPolicy(ctx) })
-}
+// Syncer is the policy syncer (the engine's only writer).
+func (s *Server) Syncer() *policysync.Syncer { return s.syncer }
 
 // Engine is the embedded policy engine.
 func (s *Server) Engine() *authz.Engine { return s.engine }
