@@ -23,20 +23,18 @@ func TestEnvOverrides(t *testing.T) {
 		{"bool no", []string{"NMP_ENTITIES_RUN_MIGRATIONS=no"}, func(c *Config) any { return c.Entities.RunMigrations }, false},
 		{"int", []string{"NMP_SERVICE_PORT=9090"}, func(c *Config) any { return c.Service.Port }, 9090},
 		{"int with spaces", []string{"NMP_SERVICE_PORT= 9090 "}, func(c *Config) any { return c.Service.Port }, 9090},
-		{"float", []string{"NMP_AUTH_PROPAGATION_POLL_INTERVAL_SECONDS=0.5"}, func(c *Config) any { return c.Auth.PropagationPollIntervalSeconds }, 0.5},
+		{"float", []string{"NMP_AUTH_POLICY_DATA_REFRESH_INTERVAL=0.5"}, func(c *Config) any { return c.Auth.PolicyDataRefreshInterval }, 0.5},
 		{"float from int", []string{"NMP_AUTH_POLICY_DATA_REFRESH_INTERVAL=60"}, func(c *Config) any { return c.Auth.PolicyDataRefreshInterval }, 60.0},
 		{"list", []string{"NMP_AUTH_TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1/32"}, func(c *Config) any { return c.Auth.TrustedProxies }, []string{"10.0.0.0/8", "127.0.0.1/32"}},
 		{"list trimmed, empties dropped", []string{"NMP_AUTH_OIDC__ADDITIONAL_ISSUERS= https://a/ ,, https://b/ ,"}, func(c *Config) any { return c.Auth.OIDC.AdditionalIssuers }, []string{"https://a/", "https://b/"}},
-		{"list empty", []string{"NMP_AUTH_ACCESS_KEYS__ACCEPTED_FORMATS="}, func(c *Config) any { return c.Auth.AccessKeys.AcceptedFormats }, []string{}},
+		{"list empty", []string{"NMP_AUTH_TRUSTED_PROXIES="}, func(c *Config) any { return c.Auth.TrustedProxies }, []string{}},
 		{"nullable string", []string{"NMP_AUTH_ADMIN_EMAIL=jane@example.com"}, func(c *Config) any { return c.Auth.AdminEmail }, ptr("jane@example.com")},
-		{"nullable int", []string{"NMP_AUTH_ACCESS_KEYS__MAX_EXPIRES_IN_SECONDS=3000000"}, func(c *Config) any { return c.Auth.AccessKeys.MaxExpiresInSeconds }, ptr(3000000)},
-		{"nullable empty is nil", []string{"NMP_AUTH_ACCESS_KEYS__MAX_EXPIRES_IN_SECONDS="}, func(c *Config) any { return c.Auth.AccessKeys.MaxExpiresInSeconds }, (*int)(nil)},
+		{"nullable empty is nil", []string{"NMP_AUTH_OIDC__AUDIENCE="}, func(c *Config) any { return []any{c.Auth.OIDC.Audience, c.IsExplicit("auth.oidc.audience")} }, []any{(*string)(nil), true}},
 		{"empty string", []string{"NMP_AUTH_OIDC__GROUPS_CLAIM="}, func(c *Config) any { return c.Auth.OIDC.GroupsClaim }, ""},
 		{"empty bool is false", []string{"NMP_PLATFORM_SEED_ON_STARTUP="}, func(c *Config) any { return c.Platform.SeedOnStartup }, false},
 		{"empty int is zero", []string{"NMP_AUTH_TOKEN_LEEWAY_SECONDS="}, func(c *Config) any { return c.Auth.TokenLeewaySeconds }, 0},
 		{"nested", []string{"NMP_AUTH_OIDC__ISSUER=https://idp/", "NMP_AUTH_OIDC__ENABLED=true", "NMP_AUTH_OIDC__CLIENT_ID=cli"},
 			func(c *Config) any { return c.Auth.OIDC.Issuer }, "https://idp/"},
-		{"nested ext_authz", []string{"NMP_AUTH_EXT_AUTHZ__GRPC_ADDRESS=0.0.0.0:9191"}, func(c *Config) any { return c.Auth.ExtAuthz.GRPCAddress }, "0.0.0.0:9191"},
 		{"nested database url", []string{"NMP_ENTITIES_DATABASE_CONFIG__URL=postgresql://db/nmp"}, func(c *Config) any { return c.DatabaseKind() }, "postgres"},
 		{"section with underscore", []string{"NMP_DEV_IDP_LISTEN_ADDRESS=127.0.0.1:9500"}, func(c *Config) any { return c.DevIDP.ListenAddress }, "127.0.0.1:9500"},
 		{"section with underscore, nullable", []string{"NMP_DEV_IDP_AUDIENCE=nmp"}, func(c *Config) any { return c.DevIDP.Audience }, ptr("nmp")},
@@ -60,6 +58,36 @@ func TestEnvOverrides(t *testing.T) {
 			}
 			if len(warnings) != 0 {
 				t.Errorf("unexpected warnings %q", warnings)
+			}
+			if got := tt.get(cfg); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnvLoaderUnvalidated covers shapes only unsupported keys have (a
+// nullable integer, a list with a non-empty default): the environment
+// loader parses them; validation then refuses values other than the
+// defaults (unsupported.go).
+func TestEnvLoaderUnvalidated(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		get     func(*Config) any
+		want    any
+	}{
+		{"nullable int", []string{"NMP_AUTH_ACCESS_KEYS__MAX_EXPIRES_IN_SECONDS=3000000"}, func(c *Config) any { return c.Auth.AccessKeys.MaxExpiresInSeconds }, ptr(3000000)},
+		{"nullable empty is nil", []string{"NMP_AUTH_ACCESS_KEYS__MAX_EXPIRES_IN_SECONDS="}, func(c *Config) any { return c.Auth.AccessKeys.MaxExpiresInSeconds }, (*int)(nil)},
+		{"list empty", []string{"NMP_AUTH_ACCESS_KEYS__ACCEPTED_FORMATS="}, func(c *Config) any { return c.Auth.AccessKeys.AcceptedFormats }, []string{}},
+		{"nested ext_authz", []string{"NMP_AUTH_EXT_AUTHZ__GRPC_ADDRESS=0.0.0.0:9191"}, func(c *Config) any { return c.Auth.ExtAuthz.GRPCAddress }, "0.0.0.0:9191"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testDefaults()
+			res := applyEnv(cfg, environMap(tt.environ))
+			if len(res.errs) != 0 || len(res.warnings) != 0 {
+				t.Fatalf("errors %v, warnings %q", res.errs, res.warnings)
 			}
 			if got := tt.get(cfg); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %#v, want %#v", got, tt.want)
@@ -92,8 +120,8 @@ func TestEnvErrors(t *testing.T) {
 		{"bad bool", []string{"NMP_AUTH_ENABLED=on"}, []string{`environment NMP_AUTH_ENABLED: auth.enabled: expected a boolean (true/false/1/0/yes/no), got "on"`}},
 		{"bad float", []string{"NMP_AUTH_POLICY_DATA_REFRESH_INTERVAL=soon"}, []string{`environment NMP_AUTH_POLICY_DATA_REFRESH_INTERVAL: auth.policy_data_refresh_interval: expected a finite number, got "soon"`}},
 		{"NaN float", []string{"NMP_AUTH_PROPAGATION_POLL_INTERVAL_SECONDS=NaN"}, []string{`environment NMP_AUTH_PROPAGATION_POLL_INTERVAL_SECONDS: auth.propagation_poll_interval_seconds: expected a finite number, got "NaN"`}},
-		{"empty float is zero, then invalid", []string{"NMP_AUTH_PROPAGATION_POLL_INTERVAL_SECONDS="},
-			[]string{"auth.propagation_poll_interval_seconds: must be a positive number of seconds, got 0"}},
+		{"empty float is zero, then invalid", []string{"NMP_AUTH_POLICY_DATA_REFRESH_INTERVAL="},
+			[]string{"auth.policy_data_refresh_interval: must be a positive number of seconds, got 0"}},
 		{"bad alias", []string{"NMP_SEED_ON_STARTUP=maybe"}, []string{`environment NMP_SEED_ON_STARTUP: platform.seed_on_startup: expected a boolean (true/false/1/0/yes/no), got "maybe"`}},
 		{"workload token exchange enabled", []string{"NMP_AUTH_OIDC__WORKLOAD_TOKEN_EXCHANGE_ENABLED=true"},
 			[]string{"environment NMP_AUTH_OIDC__WORKLOAD_TOKEN_EXCHANGE_ENABLED: auth.oidc.workload_token_exchange_enabled: workload token exchange is not supported"}},

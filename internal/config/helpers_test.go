@@ -75,3 +75,23 @@ func requireLines(t *testing.T, what string, got, want []string) {
 		t.Errorf("%s:\n got: %q\nwant: %q", what, got, want)
 	}
 }
+
+// unsupportedEntry is the unsupportedKeys entry of key.
+func unsupportedEntry(key string) (unsupportedKey, bool) {
+	i := slices.IndexFunc(unsupportedKeys, func(u unsupportedKey) bool { return u.key == key })
+	if i < 0 {
+		return unsupportedKey{}, false
+	}
+	return unsupportedKeys[i], true
+}
+
+// refused is the error line of the unsupported key set to a value other
+// than its default (unsupported.go).
+func refused(key string) string {
+	u, ok := unsupportedEntry(key)
+	d, found := keyValue(testDefaults(), key)
+	if !ok || !found {
+		panic("refused: " + key + " is not an unsupported key")
+	}
+	return key + ": " + u.reason + "; remove the key or set it to its default " + describeValue(d)
+}

@@ -24,11 +24,11 @@ func TestLoadFile(t *testing.T) {
 		{"bool", "auth: {enabled: true}", func(c *Config) any { return c.Auth.Enabled }, true},
 		{"int", "service: {port: 9090}", func(c *Config) any { return c.Service.Port }, 9090},
 		{"float from int", "auth: {policy_data_refresh_interval: 2}", func(c *Config) any { return c.Auth.PolicyDataRefreshInterval }, 2.0},
-		{"float", "auth: {propagation_poll_interval_seconds: 0.25}", func(c *Config) any { return c.Auth.PropagationPollIntervalSeconds }, 0.25},
+		{"float", "auth: {policy_data_refresh_interval: 0.25}", func(c *Config) any { return c.Auth.PolicyDataRefreshInterval }, 0.25},
 		{"list", "auth: {trusted_proxies: [10.0.5.0/24, 127.0.0.1]}", func(c *Config) any { return c.Auth.TrustedProxies }, []string{"10.0.5.0/24", "127.0.0.1"}},
 		{"nullable set", "auth: {admin_email: jane@example.com}", func(c *Config) any { return c.Auth.AdminEmail }, ptr("jane@example.com")},
-		{"nullable null", "auth: {access_keys: {max_expires_in_seconds: null}}", func(c *Config) any { return c.Auth.AccessKeys.MaxExpiresInSeconds }, (*int)(nil)},
-		{"nullable empty value is null", "auth:\n  access_keys:\n    max_expires_in_seconds:\n", func(c *Config) any { return c.Auth.AccessKeys.MaxExpiresInSeconds }, (*int)(nil)},
+		{"nullable null", "auth: {admin_email: null}", func(c *Config) any { return []any{c.Auth.AdminEmail, c.IsExplicit("auth.admin_email")} }, []any{(*string)(nil), true}},
+		{"nullable empty value is null", "auth:\n  admin_email:\n", func(c *Config) any { return []any{c.Auth.AdminEmail, c.IsExplicit("auth.admin_email")} }, []any{(*string)(nil), true}},
 		{"nested", "auth: {oidc: {issuer: https://idp.example.com/}}", func(c *Config) any { return c.Auth.OIDC.Issuer }, "https://idp.example.com/"},
 		{"deeply nested", "entities: {database_config: {url: 'sqlite:///var/lib/nmp.db'}}", func(c *Config) any { return c.SQLitePath() }, "/var/lib/nmp.db"},
 		{"nested keeps sibling defaults", "auth: {oidc: {issuer: https://idp.example.com/}}", func(c *Config) any { return c.Auth.OIDC.HTTPTimeoutSeconds }, 10},
@@ -90,6 +90,25 @@ entities: {database_config: {url: "postgres://nmp:secret@db:5432/nmp?sslmode=req
 				t.Errorf("got %#v, want %#v (warnings %q)", got, tt.want, warnings)
 			}
 		})
+	}
+}
+
+// TestLoadFileUnvalidated: the file loader sets a nullable integer with a
+// non-null default (only unsupported keys have one) to null; validation then
+// refuses it (unsupported.go).
+func TestLoadFileUnvalidated(t *testing.T) {
+	for _, yaml := range []string{
+		"auth: {access_keys: {max_expires_in_seconds: null}}",
+		"auth:\n  access_keys:\n    max_expires_in_seconds:\n",
+	} {
+		cfg := testDefaults()
+		res := loadFile(cfg, writeConfig(t, yaml))
+		if len(res.errs) != 0 || len(res.warnings) != 0 {
+			t.Fatalf("%q: errors %v, warnings %q", yaml, res.errs, res.warnings)
+		}
+		if cfg.Auth.AccessKeys.MaxExpiresInSeconds != nil || !cfg.IsExplicit("auth.access_keys.max_expires_in_seconds") {
+			t.Errorf("%q: max_expires_in_seconds %v, want an explicit null", yaml, cfg.Auth.AccessKeys.MaxExpiresInSeconds)
+		}
 	}
 }
 
@@ -254,7 +273,7 @@ func TestLoadFileLocation(t *testing.T) {
 }
 
 func TestPrecedence(t *testing.T) {
-	file := "service: {host: 10.0.0.1, port: 1111, log_level: debug}\nauth: {token_leeway_seconds: 10, bundle_cache_seconds: 7}\n"
+	file := "service: {host: 10.0.0.1, port: 1111, log_level: debug}\nauth: {token_leeway_seconds: 10, policy_data_refresh_interval: 7}\n"
 	host, port := "127.0.0.2", 3333
 	tests := []struct {
 		name    string
@@ -269,7 +288,7 @@ func TestPrecedence(t *testing.T) {
 		{"file over default", file, nil, nil, nil, func(c *Config) any { return c.Auth.TokenLeewaySeconds }, 10},
 		{"env over file", file, []string{"NMP_AUTH_TOKEN_LEEWAY_SECONDS=20"}, nil, nil, func(c *Config) any { return c.Auth.TokenLeewaySeconds }, 20},
 		{"env over default", "", []string{"NMP_AUTH_TOKEN_LEEWAY_SECONDS=20"}, nil, nil, func(c *Config) any { return c.Auth.TokenLeewaySeconds }, 20},
-		{"file kept where env is silent", file, []string{"NMP_AUTH_TOKEN_LEEWAY_SECONDS=20"}, nil, nil, func(c *Config) any { return c.Auth.BundleCacheSeconds }, 7},
+		{"file kept where env is silent", file, []string{"NMP_AUTH_TOKEN_LEEWAY_SECONDS=20"}, nil, nil, func(c *Config) any { return c.Auth.PolicyDataRefreshInterval }, 7.0},
 		{"env port over file", file, []string{"NMP_SERVICE_PORT=2222"}, nil, nil, func(c *Config) any { return c.Service.Port }, 2222},
 		{"flag port over env and file", file, []string{"NMP_SERVICE_PORT=2222"}, nil, &port, func(c *Config) any { return c.Service.Port }, 3333},
 		{"flag host over env and file", file, []string{"NMP_SERVICE_HOST=10.0.0.2"}, &host, nil, func(c *Config) any { return c.Service.Host }, "127.0.0.2"},

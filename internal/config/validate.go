@@ -49,6 +49,7 @@ func (c *Config) validate() *problems {
 	c.validateAccessKeys(&p)
 	c.validateEntities(&p)
 	c.validateDevIDP(&p)
+	c.validateUnsupported(&p)
 	return &p
 }
 

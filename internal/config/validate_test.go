@@ -39,9 +39,15 @@ func TestValidateErrors(t *testing.T) {
 		{"opa with an invalid base url", func(c *Config) {
 			c.Auth.PolicyDecisionPointProvider = "opa"
 			c.Auth.PolicyDecisionPointBaseURL = "opa:8181"
-		}, []string{`auth.policy_decision_point_base_url: must be an absolute http:// or https:// URL, got "opa:8181"`}},
+		}, []string{
+			`auth.policy_decision_point_base_url: must be an absolute http:// or https:// URL, got "opa:8181"`,
+			refused("auth.policy_decision_point_base_url"),
+		}},
 		{"pdp timeout below 1", func(c *Config) { c.Auth.PolicyDecisionPointRequestTimeoutSeconds = 0 },
-			[]string{"auth.policy_decision_point_request_timeout_seconds: must be at least 1, got 0"}},
+			[]string{
+				"auth.policy_decision_point_request_timeout_seconds: must be at least 1, got 0",
+				refused("auth.policy_decision_point_request_timeout_seconds"),
+			}},
 		{"leeway negative", func(c *Config) { c.Auth.TokenLeewaySeconds = -1 },
 			[]string{"auth.token_leeway_seconds: must be between 0 and 300, got -1"}},
 		{"leeway above 300", func(c *Config) { c.Auth.TokenLeewaySeconds = 301 },
@@ -57,22 +63,47 @@ func TestValidateErrors(t *testing.T) {
 		{"access keys with postgres and no key file", func(c *Config) {
 			c.Auth.AccessKeys.Enabled = true
 			c.Entities.DatabaseConfig.URL = "postgres://db/nmp"
-		}, []string{"auth.token_signing.private_key_file: required when auth.access_keys.enabled is true with PostgreSQL"}},
+		}, []string{
+			"auth.token_signing.private_key_file: required when auth.access_keys.enabled is true with PostgreSQL",
+			refused("auth.access_keys.enabled"),
+		}},
+		{"access keys with postgres and a key file", func(c *Config) {
+			c.Auth.AccessKeys.Enabled = true
+			c.Entities.DatabaseConfig.URL = "postgres://db/nmp"
+			c.Auth.TokenSigning.PrivateKeyFile = ptr("/keys/signing.pem")
+		}, []string{refused("auth.access_keys.enabled"), refused("auth.token_signing.private_key_file")}},
+		{"access keys with sqlite and no key file", func(c *Config) { c.Auth.AccessKeys.Enabled = true },
+			[]string{refused("auth.access_keys.enabled")}},
+		{"unlimited expiry", func(c *Config) {
+			c.Auth.AccessKeys.DefaultExpiresInSeconds, c.Auth.AccessKeys.MaxExpiresInSeconds = nil, nil
+		}, []string{refused("auth.access_keys.default_expires_in_seconds"), refused("auth.access_keys.max_expires_in_seconds")}},
 		{"max expiry below default", func(c *Config) { c.Auth.AccessKeys.MaxExpiresInSeconds = ptr(3600) },
-			[]string{"auth.access_keys.max_expires_in_seconds: must be at least default_expires_in_seconds (2592000), got 3600"}},
+			[]string{
+				"auth.access_keys.max_expires_in_seconds: must be at least default_expires_in_seconds (2592000), got 3600",
+				refused("auth.access_keys.max_expires_in_seconds"),
+			}},
 		{"max expiry without default", func(c *Config) { c.Auth.AccessKeys.DefaultExpiresInSeconds = nil },
-			[]string{"auth.access_keys.default_expires_in_seconds: must be set when auth.access_keys.max_expires_in_seconds is set"}},
+			[]string{
+				"auth.access_keys.default_expires_in_seconds: must be set when auth.access_keys.max_expires_in_seconds is set",
+				refused("auth.access_keys.default_expires_in_seconds"),
+			}},
 		{"default expiry zero", func(c *Config) {
 			c.Auth.AccessKeys.DefaultExpiresInSeconds = ptr(0)
 			c.Auth.AccessKeys.MaxExpiresInSeconds = nil
-		},
-			[]string{"auth.access_keys.default_expires_in_seconds: must be at least 1, got 0"}},
+		}, []string{
+			"auth.access_keys.default_expires_in_seconds: must be at least 1, got 0",
+			refused("auth.access_keys.default_expires_in_seconds"),
+			refused("auth.access_keys.max_expires_in_seconds"),
+		}},
 		{"rotation grace above max", func(c *Config) { c.Auth.AccessKeys.RotationGracePeriodSeconds = 2592001 },
-			[]string{"auth.access_keys.rotation_grace_period_seconds: must not exceed max_rotation_grace_period_seconds (2592000), got 2592001"}},
+			[]string{
+				"auth.access_keys.rotation_grace_period_seconds: must not exceed max_rotation_grace_period_seconds (2592000), got 2592001",
+				refused("auth.access_keys.rotation_grace_period_seconds"),
+			}},
 		{"issue format", func(c *Config) { c.Auth.AccessKeys.IssueFormat = "opaque" },
-			[]string{`auth.access_keys.issue_format: must be jwt, got "opaque"`}},
+			[]string{`auth.access_keys.issue_format: must be jwt, got "opaque"`, refused("auth.access_keys.issue_format")}},
 		{"accepted formats", func(c *Config) { c.Auth.AccessKeys.AcceptedFormats = []string{"jwt", "nmp_sak"} },
-			[]string{`auth.access_keys.accepted_formats[1]: must be jwt, got "nmp_sak"`}},
+			[]string{`auth.access_keys.accepted_formats[1]: must be jwt, got "nmp_sak"`, refused("auth.access_keys.accepted_formats")}},
 		{"port zero", func(c *Config) { c.Service.Port = 0 }, []string{"service.port: must be between 1 and 65535, got 0"}},
 		{"port too large", func(c *Config) { c.Service.Port = 65536 }, []string{"service.port: must be between 1 and 65535, got 65536"}},
 		{"log level", func(c *Config) { c.Service.LogLevel = "trace" },
@@ -96,9 +127,15 @@ func TestValidateErrors(t *testing.T) {
 		{"zero refresh interval", func(c *Config) { c.Auth.PolicyDataRefreshInterval = 0 },
 			[]string{"auth.policy_data_refresh_interval: must be a positive number of seconds, got 0"}},
 		{"NaN poll interval", func(c *Config) { c.Auth.PropagationPollIntervalSeconds = math.NaN() },
-			[]string{"auth.propagation_poll_interval_seconds: must be a positive number of seconds, got NaN"}},
+			[]string{
+				"auth.propagation_poll_interval_seconds: must be a positive number of seconds, got NaN",
+				refused("auth.propagation_poll_interval_seconds"),
+			}},
 		{"infinite poll interval", func(c *Config) { c.Auth.PropagationPollIntervalSeconds = math.Inf(1) },
-			[]string{"auth.propagation_poll_interval_seconds: must be a positive number of seconds, got +Inf"}},
+			[]string{
+				"auth.propagation_poll_interval_seconds: must be a positive number of seconds, got +Inf",
+				refused("auth.propagation_poll_interval_seconds"),
+			}},
 		{"negative intervals", func(c *Config) {
 			c.Auth.BundleCacheSeconds = -1
 			c.Auth.PropagationTimeoutSeconds = -1
@@ -115,13 +152,17 @@ func TestValidateErrors(t *testing.T) {
 			c.DevIDP.RefreshTokenTTLSeconds = -5
 		}, []string{
 			"auth.bundle_cache_seconds: must be at least 0, got -1",
+			refused("auth.bundle_cache_seconds"),
 			"auth.propagation_timeout_seconds: must be at least 0, got -1",
+			refused("auth.propagation_timeout_seconds"),
 			"auth.oidc.discovery_cache_ttl: must be at least 0, got -1",
 			"auth.oidc.jwks_cache_ttl_seconds: must be at least 0, got -1",
 			"auth.oidc.jwks_refetch_min_interval_seconds: must be at least 0, got -1",
 			"auth.oidc.http_timeout_seconds: must be at least 1, got 0",
 			"auth.access_keys.rotation_grace_period_seconds: must be at least 0, got -1",
+			refused("auth.access_keys.rotation_grace_period_seconds"),
 			"auth.access_keys.max_rotation_grace_period_seconds: must be at least 0, got -1",
+			refused("auth.access_keys.max_rotation_grace_period_seconds"),
 			"entities.database_config.connections_limit: must be at least 1, got 0",
 			"entities.database_config.connect_timeout_seconds: must be at least 1, got 0",
 			"entities.db_health_check_interval_seconds: must be at least 1, got 0",
@@ -151,7 +192,7 @@ func TestValidateErrors(t *testing.T) {
 		{"dev idp issuer", func(c *Config) { c.DevIDP.Issuer = ptr("localhost:9400") },
 			[]string{`dev_idp.issuer: must be an absolute http:// or https:// URL, got "localhost:9400"`}},
 		{"ext_authz address", func(c *Config) { c.Auth.ExtAuthz.GRPCAddress = "0.0.0.0" },
-			[]string{`auth.ext_authz.grpc_address: must be host:port, got "0.0.0.0"`}},
+			[]string{`auth.ext_authz.grpc_address: must be host:port, got "0.0.0.0"`, refused("auth.ext_authz.grpc_address")}},
 		{"base url", func(c *Config) { c.Platform.BaseURL = "nmp.example.com" },
 			[]string{`platform.base_url: must be an absolute http:// or https:// URL, got "nmp.example.com"`}},
 		{"base url credentials redacted", func(c *Config) { c.Platform.BaseURL = "ftp://u:hunter2@nmp" },
@@ -183,20 +224,16 @@ func TestValidateAccepts(t *testing.T) {
 		name   string
 		mutate func(*Config)
 	}{
-		{"opa with explicit base url", func(c *Config) {
-			c.Auth.PolicyDecisionPointProvider = "opa"
-			c.Auth.PolicyDecisionPointBaseURL = "http://opa:8181"
+		{"opa with the base url explicitly at its default", func(c *Config) {
+			c.Auth.PolicyDecisionPointProvider = "opa" // refused by the server, not by the configuration
+			c.markExplicit("auth.policy_decision_point_base_url")
 		}},
-		{"access keys with postgres and a key file", func(c *Config) {
-			c.Auth.AccessKeys.Enabled = true
-			c.Entities.DatabaseConfig.URL = "postgres://db/nmp"
-			c.Auth.TokenSigning.PrivateKeyFile = ptr("/keys/signing.pem")
+		{"unsupported keys explicitly at their defaults", func(c *Config) {
+			c.Auth.AccessKeys.MaxExpiresInSeconds = ptr(2592000)
+			c.Auth.AccessKeys.AcceptedFormats = []string{"jwt"}
+			c.Auth.TokenSigning.PrivateKeyFile = ptr("")
+			c.Auth.ExtAuthz.GRPCAddress = ""
 		}},
-		{"access keys with sqlite and no key file", func(c *Config) { c.Auth.AccessKeys.Enabled = true }},
-		{"unlimited expiry", func(c *Config) {
-			c.Auth.AccessKeys.DefaultExpiresInSeconds, c.Auth.AccessKeys.MaxExpiresInSeconds = nil, nil
-		}},
-		{"max equal to default", func(c *Config) { c.Auth.AccessKeys.MaxExpiresInSeconds = ptr(2592000) }},
 		{"leeway bounds", func(c *Config) { c.Auth.TokenLeewaySeconds = 300 }},
 		{"oidc with audience only", func(c *Config) {
 			c.Auth.OIDC.Enabled, c.Auth.OIDC.Issuer, c.Auth.OIDC.Audience = true, "https://idp/", ptr("api://x")
@@ -215,7 +252,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.DevIDP.Users = []DevIDPUser{{Username: "alice", Password: "pw", Email: "alice@example.com"}}
 		}},
 		{"zero intervals allowed", func(c *Config) {
-			c.Auth.BundleCacheSeconds, c.Auth.OIDC.DiscoveryCacheTTL, c.Service.ShutdownTimeoutSeconds = 0, 0, 0
+			c.Auth.OIDC.DiscoveryCacheTTL, c.Service.ShutdownTimeoutSeconds = 0, 0
 		}},
 	}
 	for _, tt := range tests {
@@ -250,9 +287,6 @@ func TestValidateWarnings(t *testing.T) {
 			[]string{`auth.trusted_proxies[0]: "1.2.3.4/0" trusts identity headers from every address`}},
 		{"unsigned jwt in production", func(c *Config) { production(c); c.Auth.AllowUnsignedJWT = true },
 			[]string{"auth.allow_unsigned_jwt: unsigned JWTs (alg none) are accepted in production mode"}},
-		{"unsigned jwt in production with access keys", func(c *Config) {
-			c.Auth.Enabled, c.Auth.AccessKeys.Enabled, c.Auth.AllowUnsignedJWT = true, true, true
-		}, []string{"auth.allow_unsigned_jwt: unsigned JWTs (alg none) are accepted in production mode"}},
 		{"unsigned jwt in development", func(c *Config) { c.Auth.Enabled, c.Auth.AllowUnsignedJWT = true, true }, nil},
 		{"http issuer non-loopback", func(c *Config) { production(c); c.Auth.OIDC.Issuer = "http://idp.example.com/" },
 			[]string{`auth.oidc.issuer: issuer "http://idp.example.com/" uses http:// on a non-loopback host; keys and tokens travel unencrypted`}},
@@ -301,7 +335,8 @@ func TestOPABaseURLExplicit(t *testing.T) {
 		{"opa from env without base url", "", []string{"NMP_AUTH_POLICY_DECISION_POINT_PROVIDER=opa"},
 			[]string{"auth.policy_decision_point_base_url: must be set explicitly when auth.policy_decision_point_provider is opa"}},
 		{"opa with base url equal to default in file", "auth: {policy_decision_point_provider: opa, policy_decision_point_base_url: 'http://localhost:8080'}", nil, nil},
-		{"opa with base url from env", "auth: {policy_decision_point_provider: opa}", []string{"NMP_AUTH_POLICY_DECISION_POINT_BASE_URL=http://opa:8181"}, nil},
+		{"opa with base url from env", "auth: {policy_decision_point_provider: opa}", []string{"NMP_AUTH_POLICY_DECISION_POINT_BASE_URL=http://opa:8181"},
+			[]string{refused("auth.policy_decision_point_base_url")}},
 		{"embedded without base url", "auth: {policy_decision_point_provider: embedded}", nil, nil},
 	}
 	for _, tt := range tests {
