@@ -30,7 +30,6 @@ var unsupportedKeys = []unsupportedKey{
 	{"auth.policy_decision_point_base_url", reasonOPA},
 	{"auth.policy_decision_point_request_timeout_seconds", reasonOPA},
 	{"auth.propagation_poll_interval_seconds", reasonOPA},
-	{"auth.propagation_timeout_seconds", reasonOPA},
 	{"auth.bundle_cache_seconds", reasonBundle},
 	{"auth.ext_authz.grpc_address", reasonExtAuthz},
 	{"auth.access_keys.enabled", reasonAccessKeys},
