@@ -1,11 +1,16 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,6 +185,87 @@ func randomBindings(r *rand.Rand) []store.RoleBinding {
 	return bs
 }
 
+// diffDocument is the static data, with extraDiff merged if extra.
+func diffDocument(extra bool) (*authz.Document, error) {
+	doc, err := authz.StaticDocument()
+	if err != nil {
+		return nil, err
+	}
+	if extra {
+		if err := doc.MergeExtra([]byte(extraDiff), "differential"); err != nil {
+			return nil, err
+		}
+	}
+	return doc, nil
+}
+
+// diffPatterns returns the document's endpoint patterns, sorted: ranging
+// over doc.Endpoints (a map) would make the cases depend on Go's map
+// iteration order instead of on the seed alone.
+func diffPatterns(extra bool) ([]string, error) {
+	doc, err := diffDocument(extra)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(doc.Endpoints)), nil
+}
+
+// diffCase is one generated request: the entrypoint and its input.
+type diffCase struct {
+	Entrypoint string         `json:"entrypoint"`
+	Input      map[string]any `json:"input"`
+}
+
+// diffState is one policy state (static data, optionally with extraDiff;
+// bindings loaded or not) and the cases run against it.
+type diffState struct {
+	Extra    bool                `json:"extra"`
+	Loaded   bool                `json:"loaded"`
+	Bindings []store.RoleBinding `json:"bindings"`
+	Cases    []diffCase          `json:"cases"`
+}
+
+// Shape of a run: states x casesPerState random cases.
+const diffStates, diffCasesPerState = 8, 1300
+
+// generateDiff returns every state and case of a run. It is a pure
+// function of the seed: all randomness comes from one PCG seeded with it,
+// and nothing ranges over a map.
+func generateDiff(seed uint64) ([]diffState, error) {
+	r := rand.New(rand.NewPCG(seed, 0x6e6d70))
+	var patterns [2][]string
+	for i, extra := range []bool{false, true} {
+		var err error
+		if patterns[i], err = diffPatterns(extra); err != nil {
+			return nil, err
+		}
+	}
+	states := make([]diffState, 0, diffStates)
+	for st := 0; st < diffStates; st++ {
+		s := diffState{Extra: st%2 == 1, Loaded: st != 2}
+		if s.Loaded {
+			s.Bindings = randomBindings(r)
+		}
+		pats := patterns[0]
+		if s.Extra {
+			pats = patterns[1]
+		}
+		s.Cases = make([]diffCase, 0, diffCasesPerState)
+		for i := 0; i < diffCasesPerState; i++ {
+			c := diffCase{"allow", randomAllowInput(r, pats)}
+			switch k := r.IntN(10); {
+			case k == 0:
+				c = diffCase{"has_permissions", randomPermissionsInput(r)}
+			case k == 1:
+				c = diffCase{"has_role", randomRoleInput(r)}
+			}
+			s.Cases = append(s.Cases, c)
+		}
+		states = append(states, s)
+	}
+	return states, nil
+}
+
 // diffSeed is NMP_DIFF_SEED if set (to replay a failure), else the clock.
 func diffSeed(t *testing.T) uint64 {
 	if s := os.Getenv("NMP_DIFF_SEED"); s != "" {
@@ -192,64 +278,66 @@ func diffSeed(t *testing.T) uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// diffReplay is the command that reruns TestDifferential on seed's cases.
+func diffReplay(seed uint64) string {
+	return fmt.Sprintf("NMP_DIFF_SEED=%d go test ./internal/authz -run '^TestDifferential$' -count=1", seed)
+}
+
+// diffLoadTime is the reload time given to the engine: a constant, so
+// that nothing in a run depends on the clock but the default seed.
+var diffLoadTime = time.Unix(0, 0).UTC()
+
 // TestDifferential feeds the same randomized data and inputs to the
 // native evaluator and to the Rego policy through OPA's Go library and
 // requires identical answers (allowed and reason, has_permissions,
-// has_role): at least 10,000 cases per run.
+// has_role): at least 10,000 cases per run. The cases are a pure function
+// of the seed, which a failure prints with the command that replays it.
 func TestDifferential(t *testing.T) {
 	seed := diffSeed(t)
-	t.Logf("seed %d (replay with NMP_DIFF_SEED=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, 0x6e6d70))
+	t.Logf("seed %d", seed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("TestDifferential failed with seed %d; replay the same cases with:\n  %s", seed, diffReplay(seed))
+		}
+	})
+	states, err := generateDiff(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	mods := policyModules(t, false)
-	const states, perState = 8, 1300
+	modPaths := slices.Sorted(maps.Keys(mods))
 	cases, mismatches := 0, 0
 	reasons := map[string]int{}
-	for st := 0; st < states; st++ {
-		doc, err := authz.StaticDocument()
+	for st, s := range states {
+		doc, err := diffDocument(s.Extra)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if st%2 == 1 {
-			if err := doc.MergeExtra([]byte(extraDiff), "differential"); err != nil {
-				t.Fatal(err)
-			}
 		}
 		e, err := authz.NewEngine(doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		loaded := st != 2
-		if loaded {
-			e.Load(store.PolicyBindings{Revision: 1, Bindings: randomBindings(r)}, time.Now())
+		if s.Loaded {
+			e.Load(store.PolicyBindings{Revision: 1, Bindings: s.Bindings}, diffLoadTime)
 		}
 		data := e.DataDocument()
-		if !loaded {
+		if !s.Loaded {
 			delete(data, "principals")
-		}
-		var patterns []string
-		for p := range doc.Endpoints {
-			patterns = append(patterns, p)
 		}
 		prepared := map[string]rego.PreparedEvalQuery{}
 		for _, ep := range []string{"allow", "has_permissions", "has_role"} {
 			opts := []func(*rego.Rego){rego.Query("data.authz." + ep), rego.Store(inmem.NewFromObject(map[string]any{"authz": data}))}
-			for p, src := range mods {
-				opts = append(opts, rego.Module(p, src))
+			for _, p := range modPaths {
+				opts = append(opts, rego.Module(p, mods[p]))
 			}
 			if prepared[ep], err = rego.New(opts...).PrepareForEval(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for i := 0; i < perState; i++ {
-			ep, input := "allow", randomAllowInput(r, patterns)
-			switch k := r.IntN(10); {
-			case k == 0:
-				ep, input = "has_permissions", randomPermissionsInput(r)
-			case k == 1:
-				ep, input = "has_role", randomRoleInput(r)
-			}
-			normalized, err := jsonValue(input)
+		for _, c := range s.Cases {
+			ep := c.Entrypoint
+			normalized, err := jsonValue(c.Input)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,10 +353,10 @@ func TestDifferential(t *testing.T) {
 			}
 			if !sameAnswer(ep, got, want) {
 				mismatches++
-				in, _ := json.Marshal(input)
-				t.Errorf("state %d (extra data %v): %s %s\n native %v\n rego   %v", st, st%2 == 1, ep, in, got, want)
+				in, _ := json.Marshal(c.Input)
+				t.Errorf("state %d (extra data %v): %s %s\n native %v\n rego   %v", st, s.Extra, ep, in, got, want)
 				if mismatches >= 10 {
-					t.Fatalf("stopping after %d mismatches (seed %d)", mismatches, seed)
+					t.Fatalf("stopping after %d mismatches", mismatches)
 				}
 			}
 		}
@@ -284,6 +372,41 @@ func TestDifferential(t *testing.T) {
 			t.Errorf("no case reached reason %s; widen the generator", reason)
 		}
 	}
+}
+
+// TestDiffCasesDeterministic: TestDifferential's cases (states, bindings
+// and inputs) are a pure function of the seed, so NMP_DIFF_SEED replays a
+// failure exactly. Generating several times in one process would differ if
+// the generator ranged over a map (Go randomizes each iteration).
+func TestDiffCasesDeterministic(t *testing.T) {
+	render := func(seed uint64) []byte {
+		t.Helper()
+		states, err := generateDiff(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(states)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, seed := range []uint64{0, 1, 0x6e6d70, uint64(time.Now().UnixNano())} {
+		first := render(seed)
+		for i := 0; i < 3; i++ {
+			if again := render(seed); !bytes.Equal(first, again) {
+				t.Fatalf("seed %d: generation %d differs from the first (%s vs %s)", seed, i+2, digest(first), digest(again))
+			}
+		}
+		if other := render(seed + 1); bytes.Equal(first, other) {
+			t.Fatalf("seeds %d and %d generate the same cases", seed, seed+1)
+		}
+	}
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 func sameAnswer(ep string, got, want map[string]any) bool {
