@@ -210,10 +210,14 @@ func diffPatterns(extra bool) ([]string, error) {
 	return slices.Sorted(maps.Keys(doc.Endpoints)), nil
 }
 
-// diffCase is one generated request: the entrypoint and its input.
+// diffCase is one generated request: the entrypoint and its input. A
+// constructed case (differential_anchor_test.go) also names the answer it
+// must get: a reason of allow, or "true"/"false".
 type diffCase struct {
 	Entrypoint string         `json:"entrypoint"`
 	Input      map[string]any `json:"input"`
+	Want       string         `json:"want,omitempty"`
+	Note       string         `json:"note,omitempty"`
 }
 
 // diffState is one policy state (static data, optionally with extraDiff;
@@ -225,12 +229,15 @@ type diffState struct {
 	Cases    []diffCase          `json:"cases"`
 }
 
-// Shape of a run: states x casesPerState random cases.
+// Shape of a run: states x casesPerState random cases, then the
+// constructed states (anchorStates).
 const diffStates, diffCasesPerState = 8, 1300
 
 // generateDiff returns every state and case of a run. It is a pure
-// function of the seed: all randomness comes from one PCG seeded with it,
-// and nothing ranges over a map.
+// function of the seed: all randomness comes from PCGs seeded with it
+// (one stream for the random states, one for the constructed ones, so
+// that adding a constructed case does not change the random ones), and
+// nothing ranges over a map.
 func generateDiff(seed uint64) ([]diffState, error) {
 	r := rand.New(rand.NewPCG(seed, 0x6e6d70))
 	var patterns [2][]string
@@ -252,18 +259,18 @@ func generateDiff(seed uint64) ([]diffState, error) {
 		}
 		s.Cases = make([]diffCase, 0, diffCasesPerState)
 		for i := 0; i < diffCasesPerState; i++ {
-			c := diffCase{"allow", randomAllowInput(r, pats)}
+			c := diffCase{Entrypoint: "allow", Input: randomAllowInput(r, pats)}
 			switch k := r.IntN(10); {
 			case k == 0:
-				c = diffCase{"has_permissions", randomPermissionsInput(r)}
+				c = diffCase{Entrypoint: "has_permissions", Input: randomPermissionsInput(r)}
 			case k == 1:
-				c = diffCase{"has_role", randomRoleInput(r)}
+				c = diffCase{Entrypoint: "has_role", Input: randomRoleInput(r)}
 			}
 			s.Cases = append(s.Cases, c)
 		}
 		states = append(states, s)
 	}
-	return states, nil
+	return append(states, anchorStates(rand.New(rand.NewPCG(seed, 0x616e63686f72)))...), nil
 }
 
 // diffSeed is NMP_DIFF_SEED if set (to replay a failure), else the clock.
@@ -290,8 +297,10 @@ var diffLoadTime = time.Unix(0, 0).UTC()
 // TestDifferential feeds the same randomized data and inputs to the
 // native evaluator and to the Rego policy through OPA's Go library and
 // requires identical answers (allowed and reason, has_permissions,
-// has_role): at least 10,000 cases per run. The cases are a pure function
-// of the seed, which a failure prints with the command that replays it.
+// has_role): at least 10,000 random cases per run, plus constructed cases
+// that reach every reason of allow and both answers of has_permissions
+// and has_role whatever the seed. The cases are a pure function of the
+// seed, which a failure prints with the command that replays it.
 func TestDifferential(t *testing.T) {
 	seed := diffSeed(t)
 	t.Logf("seed %d", seed)
@@ -304,11 +313,17 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantReasons, err := policyReasons()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	mods := policyModules(t, false)
 	modPaths := slices.Sorted(maps.Keys(mods))
-	cases, mismatches := 0, 0
-	reasons := map[string]int{}
+	cases, randomCases, mismatches := 0, 0, 0
+	reasons := map[string]int{}     // allow reasons, all cases
+	answers := map[string]int{}     // has_permissions and has_role answers, all cases
+	constructed := map[string]int{} // answers of the constructed cases
 	for st, s := range states {
 		doc, err := diffDocument(s.Extra)
 		if err != nil {
@@ -348,8 +363,21 @@ func TestDifferential(t *testing.T) {
 			want, _ := rs[0].Expressions[0].Value.(map[string]any)
 			got := evalNative(e, ep, normalized.(map[string]any))
 			cases++
+			if c.Want == "" {
+				randomCases++
+			}
+			answer := answerOf(ep, want)
 			if ep == "allow" {
-				reasons[fmt.Sprint(want["reason"])]++
+				reasons[answer]++
+			} else {
+				answers[ep+" "+answer]++
+			}
+			if c.Want != "" {
+				constructed[ep+" "+answer]++
+				if answer != c.Want {
+					in, _ := json.Marshal(c.Input)
+					t.Errorf("state %d: constructed case %q: rego answers %s %s with %s, want %s", st, c.Note, ep, in, answer, c.Want)
+				}
 			}
 			if !sameAnswer(ep, got, want) {
 				mismatches++
@@ -361,17 +389,45 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 	}
-	if cases < 10000 {
-		t.Fatalf("only %d cases", cases)
+	if randomCases < 10000 {
+		t.Fatalf("only %d random cases", randomCases)
 	}
-	t.Logf("%d cases, %d mismatches; allow reasons: %v", cases, mismatches, reasons)
-	// The generator must reach deep rows, not only early denials.
-	for _, reason := range []string{"permission_granted", "permission_missing", "scope_missing", "platform_admin",
-		"entities_internal", "public_endpoint", "invalid_path", "unknown_endpoint", "cross_workspace_read"} {
+	t.Logf("%d cases (%d random), %d mismatches; allow reasons: %v; other answers: %v", cases, randomCases, mismatches, reasons, answers)
+	// Every reason the policy can return, and both answers of has_permissions
+	// and has_role, must be reached, by the constructed cases at least, so
+	// that this holds for every seed; it fails only if the generator or the
+	// evaluators break.
+	for _, reason := range wantReasons {
 		if reasons[reason] == 0 {
-			t.Errorf("no case reached reason %s; widen the generator", reason)
+			t.Errorf("no case reached reason %s", reason)
+		} else if constructed["allow "+reason] == 0 {
+			t.Errorf("no constructed case reached reason %s; add one to anchorTemplates", reason)
 		}
 	}
+	for _, ep := range []string{"has_permissions", "has_role"} {
+		for _, answer := range []string{"true", "false"} {
+			if constructed[ep+" "+answer] == 0 {
+				t.Errorf("no constructed %s case answered %s", ep, answer)
+			}
+		}
+	}
+	for _, answer := range slices.Sorted(maps.Keys(reasons)) {
+		if !slices.Contains(wantReasons, answer) {
+			t.Errorf("allow returned reason %q, which the policy source does not list", answer)
+		}
+	}
+}
+
+// answerOf is the answer compared with a constructed case's want: the
+// reason of allow, else "true" or "false".
+func answerOf(ep string, result map[string]any) string {
+	switch ep {
+	case "allow":
+		return fmt.Sprint(result["reason"])
+	case "has_permissions":
+		return fmt.Sprint(result["allowed"])
+	}
+	return fmt.Sprint(result["has_role"])
 }
 
 // TestDiffCasesDeterministic: TestDifferential's cases (states, bindings
