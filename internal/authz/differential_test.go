@@ -1,11 +1,16 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,6 +185,94 @@ func randomBindings(r *rand.Rand) []store.RoleBinding {
 	return bs
 }
 
+// diffDocument is the static data, with extraDiff merged if extra.
+func diffDocument(extra bool) (*authz.Document, error) {
+	doc, err := authz.StaticDocument()
+	if err != nil {
+		return nil, err
+	}
+	if extra {
+		if err := doc.MergeExtra([]byte(extraDiff), "differential"); err != nil {
+			return nil, err
+		}
+	}
+	return doc, nil
+}
+
+// diffPatterns returns the document's endpoint patterns, sorted: ranging
+// over doc.Endpoints (a map) would make the cases depend on Go's map
+// iteration order instead of on the seed alone.
+func diffPatterns(extra bool) ([]string, error) {
+	doc, err := diffDocument(extra)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(doc.Endpoints)), nil
+}
+
+// diffCase is one generated request: the entrypoint and its input. A
+// constructed case (differential_anchor_test.go) also names the answer it
+// must get: a reason of allow, or "true"/"false".
+type diffCase struct {
+	Entrypoint string         `json:"entrypoint"`
+	Input      map[string]any `json:"input"`
+	Want       string         `json:"want,omitempty"`
+	Note       string         `json:"note,omitempty"`
+}
+
+// diffState is one policy state (static data, optionally with extraDiff;
+// bindings loaded or not) and the cases run against it.
+type diffState struct {
+	Extra    bool                `json:"extra"`
+	Loaded   bool                `json:"loaded"`
+	Bindings []store.RoleBinding `json:"bindings"`
+	Cases    []diffCase          `json:"cases"`
+}
+
+// Shape of a run: states x casesPerState random cases, then the
+// constructed states (anchorStates).
+const diffStates, diffCasesPerState = 8, 1300
+
+// generateDiff returns every state and case of a run. It is a pure
+// function of the seed: all randomness comes from PCGs seeded with it
+// (one stream for the random states, one for the constructed ones, so
+// that adding a constructed case does not change the random ones), and
+// nothing ranges over a map.
+func generateDiff(seed uint64) ([]diffState, error) {
+	r := rand.New(rand.NewPCG(seed, 0x6e6d70))
+	var patterns [2][]string
+	for i, extra := range []bool{false, true} {
+		var err error
+		if patterns[i], err = diffPatterns(extra); err != nil {
+			return nil, err
+		}
+	}
+	states := make([]diffState, 0, diffStates)
+	for st := 0; st < diffStates; st++ {
+		s := diffState{Extra: st%2 == 1, Loaded: st != 2}
+		if s.Loaded {
+			s.Bindings = randomBindings(r)
+		}
+		pats := patterns[0]
+		if s.Extra {
+			pats = patterns[1]
+		}
+		s.Cases = make([]diffCase, 0, diffCasesPerState)
+		for i := 0; i < diffCasesPerState; i++ {
+			c := diffCase{Entrypoint: "allow", Input: randomAllowInput(r, pats)}
+			switch k := r.IntN(10); {
+			case k == 0:
+				c = diffCase{Entrypoint: "has_permissions", Input: randomPermissionsInput(r)}
+			case k == 1:
+				c = diffCase{Entrypoint: "has_role", Input: randomRoleInput(r)}
+			}
+			s.Cases = append(s.Cases, c)
+		}
+		states = append(states, s)
+	}
+	return append(states, anchorStates(rand.New(rand.NewPCG(seed, 0x616e63686f72)))...), nil
+}
+
 // diffSeed is NMP_DIFF_SEED if set (to replay a failure), else the clock.
 func diffSeed(t *testing.T) uint64 {
 	if s := os.Getenv("NMP_DIFF_SEED"); s != "" {
@@ -192,64 +285,74 @@ func diffSeed(t *testing.T) uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// diffReplay is the command that reruns TestDifferential on seed's cases.
+func diffReplay(seed uint64) string {
+	return fmt.Sprintf("NMP_DIFF_SEED=%d go test ./internal/authz -run '^TestDifferential$' -count=1", seed)
+}
+
+// diffLoadTime is the reload time given to the engine: a constant, so
+// that nothing in a run depends on the clock but the default seed.
+var diffLoadTime = time.Unix(0, 0).UTC()
+
 // TestDifferential feeds the same randomized data and inputs to the
 // native evaluator and to the Rego policy through OPA's Go library and
 // requires identical answers (allowed and reason, has_permissions,
-// has_role): at least 10,000 cases per run.
+// has_role): at least 10,000 random cases per run, plus constructed cases
+// that reach every reason of allow and both answers of has_permissions
+// and has_role whatever the seed. The cases are a pure function of the
+// seed, which a failure prints with the command that replays it.
 func TestDifferential(t *testing.T) {
 	seed := diffSeed(t)
-	t.Logf("seed %d (replay with NMP_DIFF_SEED=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, 0x6e6d70))
+	t.Logf("seed %d", seed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("TestDifferential failed with seed %d; replay the same cases with:\n  %s", seed, diffReplay(seed))
+		}
+	})
+	states, err := generateDiff(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReasons, err := policyReasons()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	mods := policyModules(t, false)
-	const states, perState = 8, 1300
-	cases, mismatches := 0, 0
-	reasons := map[string]int{}
-	for st := 0; st < states; st++ {
-		doc, err := authz.StaticDocument()
+	modPaths := slices.Sorted(maps.Keys(mods))
+	cases, randomCases, mismatches := 0, 0, 0
+	reasons := map[string]int{}     // allow reasons, all cases
+	answers := map[string]int{}     // has_permissions and has_role answers, all cases
+	constructed := map[string]int{} // answers of the constructed cases
+	for st, s := range states {
+		doc, err := diffDocument(s.Extra)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if st%2 == 1 {
-			if err := doc.MergeExtra([]byte(extraDiff), "differential"); err != nil {
-				t.Fatal(err)
-			}
 		}
 		e, err := authz.NewEngine(doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		loaded := st != 2
-		if loaded {
-			e.Load(store.PolicyBindings{Revision: 1, Bindings: randomBindings(r)}, time.Now())
+		if s.Loaded {
+			e.Load(store.PolicyBindings{Revision: 1, Bindings: s.Bindings}, diffLoadTime)
 		}
 		data := e.DataDocument()
-		if !loaded {
+		if !s.Loaded {
 			delete(data, "principals")
-		}
-		var patterns []string
-		for p := range doc.Endpoints {
-			patterns = append(patterns, p)
 		}
 		prepared := map[string]rego.PreparedEvalQuery{}
 		for _, ep := range []string{"allow", "has_permissions", "has_role"} {
 			opts := []func(*rego.Rego){rego.Query("data.authz." + ep), rego.Store(inmem.NewFromObject(map[string]any{"authz": data}))}
-			for p, src := range mods {
-				opts = append(opts, rego.Module(p, src))
+			for _, p := range modPaths {
+				opts = append(opts, rego.Module(p, mods[p]))
 			}
 			if prepared[ep], err = rego.New(opts...).PrepareForEval(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for i := 0; i < perState; i++ {
-			ep, input := "allow", randomAllowInput(r, patterns)
-			switch k := r.IntN(10); {
-			case k == 0:
-				ep, input = "has_permissions", randomPermissionsInput(r)
-			case k == 1:
-				ep, input = "has_role", randomRoleInput(r)
-			}
-			normalized, err := jsonValue(input)
+		for _, c := range s.Cases {
+			ep := c.Entrypoint
+			normalized, err := jsonValue(c.Input)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,30 +363,106 @@ func TestDifferential(t *testing.T) {
 			want, _ := rs[0].Expressions[0].Value.(map[string]any)
 			got := evalNative(e, ep, normalized.(map[string]any))
 			cases++
+			if c.Want == "" {
+				randomCases++
+			}
+			answer := answerOf(ep, want)
 			if ep == "allow" {
-				reasons[fmt.Sprint(want["reason"])]++
+				reasons[answer]++
+			} else {
+				answers[ep+" "+answer]++
+			}
+			if c.Want != "" {
+				constructed[ep+" "+answer]++
+				if answer != c.Want {
+					in, _ := json.Marshal(c.Input)
+					t.Errorf("state %d: constructed case %q: rego answers %s %s with %s, want %s", st, c.Note, ep, in, answer, c.Want)
+				}
 			}
 			if !sameAnswer(ep, got, want) {
 				mismatches++
-				in, _ := json.Marshal(input)
-				t.Errorf("state %d (extra data %v): %s %s\n native %v\n rego   %v", st, st%2 == 1, ep, in, got, want)
+				in, _ := json.Marshal(c.Input)
+				t.Errorf("state %d (extra data %v): %s %s\n native %v\n rego   %v", st, s.Extra, ep, in, got, want)
 				if mismatches >= 10 {
-					t.Fatalf("stopping after %d mismatches (seed %d)", mismatches, seed)
+					t.Fatalf("stopping after %d mismatches", mismatches)
 				}
 			}
 		}
 	}
-	if cases < 10000 {
-		t.Fatalf("only %d cases", cases)
+	if randomCases < 10000 {
+		t.Fatalf("only %d random cases", randomCases)
 	}
-	t.Logf("%d cases, %d mismatches; allow reasons: %v", cases, mismatches, reasons)
-	// The generator must reach deep rows, not only early denials.
-	for _, reason := range []string{"permission_granted", "permission_missing", "scope_missing", "platform_admin",
-		"entities_internal", "public_endpoint", "invalid_path", "unknown_endpoint", "cross_workspace_read"} {
+	t.Logf("%d cases (%d random), %d mismatches; allow reasons: %v; other answers: %v", cases, randomCases, mismatches, reasons, answers)
+	// Every reason the policy can return, and both answers of has_permissions
+	// and has_role, must be reached, by the constructed cases at least, so
+	// that this holds for every seed; it fails only if the generator or the
+	// evaluators break.
+	for _, reason := range wantReasons {
 		if reasons[reason] == 0 {
-			t.Errorf("no case reached reason %s; widen the generator", reason)
+			t.Errorf("no case reached reason %s", reason)
+		} else if constructed["allow "+reason] == 0 {
+			t.Errorf("no constructed case reached reason %s; add one to anchorTemplates", reason)
 		}
 	}
+	for _, ep := range []string{"has_permissions", "has_role"} {
+		for _, answer := range []string{"true", "false"} {
+			if constructed[ep+" "+answer] == 0 {
+				t.Errorf("no constructed %s case answered %s", ep, answer)
+			}
+		}
+	}
+	for _, answer := range slices.Sorted(maps.Keys(reasons)) {
+		if !slices.Contains(wantReasons, answer) {
+			t.Errorf("allow returned reason %q, which the policy source does not list", answer)
+		}
+	}
+}
+
+// answerOf is the answer compared with a constructed case's want: the
+// reason of allow, else "true" or "false".
+func answerOf(ep string, result map[string]any) string {
+	switch ep {
+	case "allow":
+		return fmt.Sprint(result["reason"])
+	case "has_permissions":
+		return fmt.Sprint(result["allowed"])
+	}
+	return fmt.Sprint(result["has_role"])
+}
+
+// TestDiffCasesDeterministic: TestDifferential's cases (states, bindings
+// and inputs) are a pure function of the seed, so NMP_DIFF_SEED replays a
+// failure exactly. Generating several times in one process would differ if
+// the generator ranged over a map (Go randomizes each iteration).
+func TestDiffCasesDeterministic(t *testing.T) {
+	render := func(seed uint64) []byte {
+		t.Helper()
+		states, err := generateDiff(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(states)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, seed := range []uint64{0, 1, 0x6e6d70, uint64(time.Now().UnixNano())} {
+		first := render(seed)
+		for i := 0; i < 3; i++ {
+			if again := render(seed); !bytes.Equal(first, again) {
+				t.Fatalf("seed %d: generation %d differs from the first (%s vs %s)", seed, i+2, digest(first), digest(again))
+			}
+		}
+		if other := render(seed + 1); bytes.Equal(first, other) {
+			t.Fatalf("seeds %d and %d generate the same cases", seed, seed+1)
+		}
+	}
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 func sameAnswer(ep string, got, want map[string]any) bool {
