@@ -334,7 +334,9 @@ func TestDifferential(t *testing.T) {
 			t.Fatal(err)
 		}
 		if s.Loaded {
-			e.Load(store.PolicyBindings{Revision: 1, Bindings: s.Bindings}, diffLoadTime)
+			if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: s.Bindings}, diffLoadTime); err != nil {
+				t.Fatal(err)
+			}
 		}
 		data := e.DataDocument()
 		if !s.Loaded {
