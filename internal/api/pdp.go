@@ -11,6 +11,7 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // The embedded PDP entrypoints (authz.md "PDP entrypoints"):
@@ -202,7 +203,7 @@ func allowInput(in jsonObject) (authz.Input, error) {
 		return q, err
 	}
 	for _, sc := range q.Scopes {
-		if authn.PermissionShaped(sc) {
+		if ident.PermissionShaped(sc) {
 			return q, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(sc))
 		}
 	}

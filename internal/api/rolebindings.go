@@ -6,6 +6,7 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/query"
 )
@@ -30,7 +31,7 @@ func (s *Server) requireBindingAdmin(r *http.Request) error {
 		return nil
 	}
 	p := authn.FromContext(r.Context())
-	if p != nil && (authn.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups)) {
+	if p != nil && (ident.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups)) {
 		return nil
 	}
 	return apierror.New(http.StatusForbidden, "role_binding_admin_only",
@@ -71,7 +72,7 @@ func (s *Server) checkBindingRole(principal, workspace, role string) error {
 		return notAssignable("is never assignable")
 	case role == authz.RolePlatformAdmin && workspace != store.SystemWorkspace:
 		return notAssignable("can only be bound in workspace 'system'")
-	case role == authz.RolePlatformAdmin && principal == "*":
+	case role == authz.RolePlatformAdmin && principal == ident.Wildcard:
 		return notAssignable("cannot be bound to '*'")
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // selfCheckAnswer is the body of a self-check response.
@@ -166,24 +167,23 @@ func decodeAs(raw json.RawMessage) (*authn.Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	const maxItems = 100
 	switch {
-	case !authn.ValidPrincipalID(p.ID):
+	case !ident.ValidPrincipalID(p.ID):
 		return nil, apierror.Validation("must be a principal id of at most 256 characters from [A-Za-z0-9@._-:+/|]", "body", "as", "principal_id")
-	case p.Email != "" && !authn.ValidEmail(p.Email):
+	case p.Email != "" && !ident.ValidEmail(p.Email):
 		return nil, apierror.Validation("must be an email address of at most 320 characters", "body", "as", "email")
-	case len(p.Groups) > maxItems:
+	case len(p.Groups) > ident.MaxListItems:
 		return nil, apierror.Validation("more than 100 groups", "body", "as", "groups")
-	case len(p.Scopes) > maxItems:
+	case len(p.Scopes) > ident.MaxListItems:
 		return nil, apierror.Validation("more than 100 scopes", "body", "as", "scopes")
 	}
 	for _, g := range p.Groups {
-		if !authn.ValidPrincipalID(g) {
+		if !ident.ValidPrincipalID(g) {
 			return nil, apierror.Validation("each group must be a valid principal id", "body", "as", "groups")
 		}
 	}
 	for _, sc := range p.Scopes {
-		if authn.PermissionShaped(sc) {
+		if ident.PermissionShaped(sc) {
 			return nil, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(sc))
 		}
 	}

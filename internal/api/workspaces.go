@@ -8,6 +8,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/query"
 )
@@ -81,7 +82,7 @@ func pathValue(r *http.Request, key string, valid func(string, ...string) error)
 // PlatformAdmin and service principals see everything.
 func (s *Server) visibility(r *http.Request) *store.Visibility {
 	p := authn.FromContext(r.Context())
-	if !s.cfg.Auth.Enabled || p == nil || authn.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups) {
+	if !s.cfg.Auth.Enabled || p == nil || ident.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups) {
 		return nil
 	}
 	ids := append([]string{"*", p.ID}, p.Groups...)

@@ -3,7 +3,11 @@
 // in here as middleware in front of the authorization step.
 package authn
 
-import "context"
+import (
+	"context"
+
+	"github.com/nmp-project/nmp/internal/ident"
+)
 
 // Principal is an authenticated caller.
 type Principal struct {
@@ -42,18 +46,13 @@ func (p *Principal) OwnerKey() string {
 	u := p
 	if p.OnBehalfOf != nil {
 		u = p.OnBehalfOf
-	} else if IsService(p.ID) {
+	} else if ident.IsService(p.ID) {
 		return ""
 	}
 	if u.Email != "" {
 		return u.Email
 	}
 	return u.ID
-}
-
-// IsService reports whether id is a service principal ("service:<name>").
-func IsService(id string) bool {
-	return len(id) > len("service:") && id[:len("service:")] == "service:"
 }
 
 type ctxKey struct{}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -164,7 +165,7 @@ type request struct {
 }
 
 func (s *snapshot) newRequest(pid, email string, groups []string) request {
-	r := request{s: s, pid: pid, svc: strings.HasPrefix(pid, "service:")}
+	r := request{s: s, pid: pid, svc: ident.IsService(pid)}
 	r.ids = make([]string, 0, 2+len(groups))
 	for _, id := range [2]string{pid, email} {
 		if id != "" && !containsString(r.ids, id) {
@@ -202,7 +203,7 @@ func (r request) perms(workspace string, implicitService bool) permSet {
 	for _, id := range r.ids {
 		rs.or(r.s.index.roles(id, workspace))
 	}
-	rs.or(r.s.index.roles("*", workspace))
+	rs.or(r.s.index.roles(ident.Wildcard, workspace))
 	if implicitService && r.svc && r.s.index.roles(r.pid, workspace).empty() {
 		rs.add(r.s.policy.serviceRole)
 	}
@@ -269,7 +270,7 @@ func (e *Engine) Allow(in Input) Decision {
 	// path (row 10) are compared on it.
 	canonical := "/" + strings.Join(segs, "/")
 	for _, sc := range in.Scopes {
-		if IsPermissionShaped(sc) {
+		if ident.PermissionShaped(sc) {
 			return deny("invalid_scope")
 		}
 	}
