@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,20 @@ type RoleInput struct {
 	Role            string   `json:"role"`
 }
 
+// Subject is a caller as the policy sees it: the ids whose bindings count.
+type Subject struct {
+	PrincipalID string   `json:"principal_id"`
+	Email       string   `json:"principal_email,omitempty"`
+	Groups      []string `json:"principal_groups,omitempty"`
+}
+
+// Visible is the set of workspaces a subject may list: every workspace
+// (All), or exactly Workspaces (sorted, possibly empty).
+type Visible struct {
+	All        bool
+	Workspaces []string
+}
+
 // snapshot is one immutable state of the policy: compiled static data
 // plus the binding index at a revision.
 type snapshot struct {
@@ -73,7 +88,7 @@ func NewEngine(doc *Document) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{}
-	e.snap.Store(&snapshot{policy: p, index: &bindingIndex{}})
+	e.snap.Store(&snapshot{policy: p, index: buildIndex(p, nil)})
 	return e, nil
 }
 
@@ -399,6 +414,36 @@ func (e *Engine) HasPermissions(in PermissionsInput) bool {
 // the system workspace.
 func (e *Engine) IsPlatformAdmin(id, email string, groups []string) bool {
 	return e.snap.Load().newRequest(id, email, groups).admin
+}
+
+// VisibleWorkspaces is the list visibility rule (api.md GET /workspaces):
+// every workspace for a PlatformAdmin or a service principal, else those
+// in which the principal id, the email, a group or "*" holds an active
+// binding of a defined role. A subject without ids sees nothing: "*"
+// stands for authenticated callers only. Before the first load nothing is
+// visible.
+func (e *Engine) VisibleWorkspaces(sub Subject) Visible {
+	s := e.snap.Load()
+	if !s.loaded {
+		return Visible{Workspaces: []string{}}
+	}
+	r := s.newRequest(sub.PrincipalID, sub.Email, sub.Groups)
+	if len(r.ids) == 0 {
+		return Visible{Workspaces: []string{}}
+	}
+	if r.admin || r.svc {
+		return Visible{All: true}
+	}
+	seen := map[string]bool{}
+	for _, id := range append(r.ids, ident.Wildcard) {
+		s.index.eachWorkspace(id, func(ws string) { seen[ws] = true })
+	}
+	out := make([]string, 0, len(seen))
+	for ws := range seen {
+		out = append(out, ws)
+	}
+	sort.Strings(out)
+	return Visible{Workspaces: out}
 }
 
 // HasRole evaluates has_role: the role is bound directly in the workspace
