@@ -8,6 +8,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/query"
@@ -85,11 +86,11 @@ func (s *Server) visibility(r *http.Request) *store.Visibility {
 	if !s.cfg.Auth.Enabled || p == nil || ident.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups) {
 		return nil
 	}
-	ids := append([]string{"*", p.ID}, p.Groups...)
-	if p.Email != "" {
-		ids = append(ids, p.Email)
+	v := s.engine.VisibleWorkspaces(authz.Subject{PrincipalID: p.ID, Email: p.Email, Groups: p.Groups})
+	if v.All {
+		return nil
 	}
-	return &store.Visibility{Principals: ids}
+	return &store.Visibility{Workspaces: v.Workspaces}
 }
 
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
