@@ -14,6 +14,7 @@ import (
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
+	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -22,17 +23,21 @@ const EntitiesPrefix = "/apis/entities/v2"
 
 // Options are the dependencies of the API.
 type Options struct {
-	Config  *config.Config
-	Store   store.Store
+	Config *config.Config
+	Store  store.Store
+	// Roles is the static catalog: defined roles and declared permission
+	// ids. It answers vocabulary questions, never authorization ones.
 	Roles   *authz.Catalog
 	Health  *health.State
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
-	// Engine is the embedded policy engine (role catalog for visibility,
-	// PlatformAdmin checks, the PDP entrypoints).
+	// Engine is read only by the /status handler (policy revision and
+	// last full reload); it makes no decision.
 	Engine *authz.Engine
-	// PDP decides every non-bypass request when auth is enabled.
-	PDP PDP
+	// PDP makes every authorization decision: the middleware, the gateway
+	// callout, the PDP entrypoints, self-check, list visibility and the
+	// role-binding admin check.
+	PDP pdp.DecisionPoint
 	// Tokens validates bearer tokens; nil means no validator is enabled.
 	Tokens authn.TokenValidator
 	// IdP caches the OIDC issuer's discovery document (nil without OIDC).
@@ -50,8 +55,8 @@ type Server struct {
 	health  *health.State
 	metrics *metrics.Metrics
 	log     *slog.Logger
-	engine  *authz.Engine
-	pdp     PDP
+	engine  *authz.Engine // for /status only
+	pdp     pdp.DecisionPoint
 	tokens  authn.TokenValidator
 	idp     *authn.DiscoveryCache
 	trusted []netip.Prefix

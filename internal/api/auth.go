@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -10,30 +9,8 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
-	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/pdp"
 )
-
-// PDP answers allow decisions. The embedded engine and (later) external
-// OPA implement it; an error means the decision could not be made and the
-// request is refused (fail closed).
-type PDP interface {
-	Allow(ctx context.Context, in authz.Input) (authz.Decision, error)
-}
-
-// ErrPDPUnavailable means no decision can be made yet (503).
-var ErrPDPUnavailable = errors.New("policy decision point unavailable")
-
-// EmbeddedPDP adapts the native engine: before the first policy load it
-// is unavailable.
-type EmbeddedPDP struct{ Engine *authz.Engine }
-
-// Allow implements PDP.
-func (p EmbeddedPDP) Allow(_ context.Context, in authz.Input) (authz.Decision, error) {
-	if !p.Engine.Loaded() {
-		return authz.Decision{}, ErrPDPUnavailable
-	}
-	return p.Engine.Allow(in), nil
-}
 
 // bypassed reports the paths served without credentials or PDP
 // (api.md "Bypass paths and health").
@@ -162,7 +139,7 @@ func invalidToken() error {
 }
 
 // decide asks the PDP about this request; a deny is 401 without a
-// principal id, else 403; a failure is 503 (fail closed).
+// principal id, else 403; a failure is 503/504/502 (fail closed).
 func (s *Server) decide(r *http.Request, p *authn.Principal) error {
 	return s.decideFor(r, p, r.Method, r.URL.EscapedPath())
 }
@@ -170,17 +147,9 @@ func (s *Server) decide(r *http.Request, p *authn.Principal) error {
 // decideFor asks about another request than r (the gateway callout's
 // original request); r is only used for logging.
 func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path string) error {
-	in := authz.Input{Method: method, Path: path}
-	if p != nil {
-		in.PrincipalID, in.PrincipalEmail, in.PrincipalGroups, in.Scopes = p.ID, p.Email, p.Groups, p.Scopes
-		if p.OnBehalfOf != nil {
-			in.OnBehalfOf = p.OnBehalfOf.ID
-		}
-	}
-	d, err := s.pdp.Allow(r.Context(), in)
+	d, err := s.pdp.Allow(r.Context(), pdp.RequestInput(p, method, path))
 	if err != nil {
-		s.security(r, "pdp_unavailable", p, "error", err.Error())
-		return apierror.New(http.StatusServiceUnavailable, "pdp_unavailable", "Authorization service unavailable")
+		return s.pdpFailed(r, p, err)
 	}
 	s.metrics.AuthzDecisions.WithLabelValues(boolLabel(d.Allowed), d.Reason).Inc()
 	if d.Allowed {
@@ -194,6 +163,22 @@ func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path str
 		return apierror.New(http.StatusUnauthorized, "unauthorized", "Unauthorized")
 	}
 	return apierror.New(http.StatusForbidden, "forbidden", "Forbidden")
+}
+
+// pdpFailed logs a decision that could not be made (one security line)
+// and maps it as authz.md "Failure mapping" says; the request is refused.
+func (s *Server) pdpFailed(r *http.Request, p *authn.Principal, err error) error {
+	var ae *apierror.Error
+	switch pdp.Failure(err) {
+	case pdp.ErrUnavailable:
+		ae = apierror.New(http.StatusServiceUnavailable, "pdp_unavailable", "Authorization service unavailable")
+	case pdp.ErrTimeout:
+		ae = apierror.New(http.StatusGatewayTimeout, "pdp_timeout", "Authorization service timeout")
+	default:
+		ae = apierror.New(http.StatusBadGateway, "pdp_error", "Authorization service error")
+	}
+	s.security(r, "pdp_unavailable", p, "failure", ae.Code, "error", err.Error())
+	return ae
 }
 
 func boolLabel(b bool) string {
