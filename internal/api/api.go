@@ -57,6 +57,7 @@ type Server struct {
 	log     *slog.Logger
 	engine  *authz.Engine // for /status only
 	pdp     pdp.DecisionPoint
+	ident   *authn.Identifier
 	tokens  authn.TokenValidator
 	idp     *authn.DiscoveryCache
 	trusted []netip.Prefix
@@ -73,8 +74,11 @@ func New(o Options) http.Handler {
 		s.changed = func(context.Context, int64) {}
 	}
 	s.routes()
+	s.ident = authn.NewIdentifier(authn.IdentifierConfig{Enabled: o.Config.Auth.Enabled,
+		Production: o.Config.ProductionMode(), TrustedProxies: s.trusted, Tokens: s.tokens})
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.authenticate(h)
+	h = s.authorize(h) // ask the decision point about the identified caller
+	h = s.identify(h)  // establish the caller
 	h = limitBody(h)
 	h = s.observe(h)
 	h = s.canonicalize(h)

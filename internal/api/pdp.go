@@ -256,12 +256,14 @@ func envoyInput(attrs jsonObject) (authz.Input, error) {
 		h.Set(name, v)
 	}
 	p, err := authn.ParseIdentityHeaders(h)
-	if err != nil {
-		var ae *apierror.Error
-		if errors.As(err, &ae) && ae.Code == "invalid_header" {
-			return q, invalidInput("%s.headers: %s", loc, ae.Detail)
-		}
-		return q, err // invalid_scope
+	var rej *authn.Rejection
+	switch {
+	case errors.As(err, &rej) && rej.Code == authn.CodeInvalidHeader:
+		return q, invalidInput("%s.headers: %s", loc, rej.Message)
+	case rej != nil:
+		return q, rejectionError(rej) // invalid_scope
+	case err != nil:
+		return q, err
 	}
 	if p != nil {
 		q.PrincipalID, q.PrincipalEmail, q.PrincipalGroups, q.Scopes = p.ID, p.Email, p.Groups, p.Scopes

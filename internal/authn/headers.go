@@ -2,10 +2,10 @@ package authn
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/ident"
 )
 
@@ -37,8 +37,9 @@ func HasIdentityHeaders(h http.Header) bool {
 	return false
 }
 
-func invalidHeader(name, msg string) error {
-	return apierror.BadRequest("invalid_header", "Invalid %s header: %s", name, msg)
+// invalidHeader is the rejection of a malformed identity header, naming it.
+func invalidHeader(name, msg string) *Rejection {
+	return &Rejection{Code: CodeInvalidHeader, Message: "Invalid " + name + " header: " + msg, Reason: "invalid_header"}
 }
 
 // single returns the header's one value; a repeated header is refused.
@@ -57,8 +58,9 @@ func single(h http.Header, name string) (string, bool, error) {
 
 // ParseIdentityHeaders validates the identity headers and returns the
 // principal they describe, or nil when X-NMP-Principal-Id is absent
-// (identity headers without it are ignored). Errors are 400
-// invalid_header (or invalid_scope) naming the header.
+// (identity headers without it are ignored). Errors are *Rejection values
+// with code invalid_header naming the header, or invalid_scope for a
+// permission-shaped scope (both logged with reason invalid_header).
 func ParseIdentityHeaders(h http.Header) (*Principal, error) {
 	id, ok, err := single(h, HeaderPrincipalID)
 	if err != nil || !ok {
@@ -133,7 +135,8 @@ func scopesHeader(h http.Header) ([]string, error) {
 	}
 	for _, s := range scopes {
 		if ident.PermissionShaped(s) {
-			return nil, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(s))
+			return nil, &Rejection{Code: CodeInvalidScope, Message: fmt.Sprintf("Invalid scope %q: permissions are not scopes", clip(s)),
+				Reason: "invalid_header"}
 		}
 	}
 	return scopes, nil

@@ -1,6 +1,10 @@
 // Package authn establishes who is calling: the principal model and its
-// place in the request context. Token and identity-header validation plug
-// in here as middleware in front of the authorization step.
+// place in the request context, identity-header parsing, and the
+// Identifier, which turns a request's Credentials (headers and TCP peer,
+// whatever the transport) into a principal or a Rejection. Whether the
+// caller may do what it asks is decided afterwards by the policy decision
+// point (internal/pdp); error shapes (status codes, JSON bodies,
+// WWW-Authenticate) belong to the edge that maps a Rejection.
 package authn
 
 import (
