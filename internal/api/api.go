@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/nmp-project/nmp/internal/authn"
@@ -15,6 +14,7 @@ import (
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
+	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -23,17 +23,21 @@ const EntitiesPrefix = "/apis/entities/v2"
 
 // Options are the dependencies of the API.
 type Options struct {
-	Config  *config.Config
-	Store   store.Store
+	Config *config.Config
+	Store  store.Store
+	// Roles is the static catalog: defined roles and declared permission
+	// ids. It answers vocabulary questions, never authorization ones.
 	Roles   *authz.Catalog
 	Health  *health.State
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
-	// Engine is the embedded policy engine (role catalog for visibility,
-	// PlatformAdmin checks, the PDP entrypoints).
+	// Engine is read only by the /status handler (policy revision and
+	// last full reload); it makes no decision.
 	Engine *authz.Engine
-	// PDP decides every non-bypass request when auth is enabled.
-	PDP PDP
+	// PDP makes every authorization decision: the middleware, the gateway
+	// callout, the PDP entrypoints, self-check, list visibility and the
+	// role-binding admin check.
+	PDP pdp.DecisionPoint
 	// Tokens validates bearer tokens; nil means no validator is enabled.
 	Tokens authn.TokenValidator
 	// IdP caches the OIDC issuer's discovery document (nil without OIDC).
@@ -60,11 +64,10 @@ type Server struct {
 	health             *health.State
 	metrics            *metrics.Metrics
 	log                *slog.Logger
-	engine             *authz.Engine
-	pdp                PDP
-	tokens             authn.TokenValidator
+	engine             *authz.Engine // for /status only
+	pdp                pdp.DecisionPoint
+	ident              *authn.Identifier
 	idp                *authn.DiscoveryCache
-	trusted            []netip.Prefix
 	propagation        Propagation
 	propagationTimeout time.Duration
 	mux                *http.ServeMux
@@ -73,14 +76,17 @@ type Server struct {
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, engine: o.Engine, pdp: o.PDP, tokens: o.Tokens, idp: o.IdP, propagation: o.Propagation,
-		propagationTimeout: o.PropagationTimeout, trusted: o.Config.Auth.TrustedProxyPrefixes(), mux: http.NewServeMux()}
+		log: o.Logger, engine: o.Engine, pdp: o.PDP, idp: o.IdP, propagation: o.Propagation,
+		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}
 	s.routes()
+	s.ident = authn.NewIdentifier(authn.IdentifierConfig{Enabled: o.Config.Auth.Enabled,
+		Production: o.Config.ProductionMode(), TrustedProxies: o.Config.Auth.TrustedProxyPrefixes(), Tokens: o.Tokens})
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.authenticate(h)
+	h = s.authorize(h) // ask the decision point about the identified caller
+	h = s.identify(h)  // establish the caller
 	h = limitBody(h)
 	h = s.observe(h)
 	h = s.canonicalize(h)

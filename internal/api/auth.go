@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -10,30 +9,8 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
-	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/pdp"
 )
-
-// PDP answers allow decisions. The embedded engine and (later) external
-// OPA implement it; an error means the decision could not be made and the
-// request is refused (fail closed).
-type PDP interface {
-	Allow(ctx context.Context, in authz.Input) (authz.Decision, error)
-}
-
-// ErrPDPUnavailable means no decision can be made yet (503).
-var ErrPDPUnavailable = errors.New("policy decision point unavailable")
-
-// EmbeddedPDP adapts the native engine: before the first policy load it
-// is unavailable.
-type EmbeddedPDP struct{ Engine *authz.Engine }
-
-// Allow implements PDP.
-func (p EmbeddedPDP) Allow(_ context.Context, in authz.Input) (authz.Decision, error) {
-	if !p.Engine.Loaded() {
-		return authz.Decision{}, ErrPDPUnavailable
-	}
-	return p.Engine.Allow(in), nil
-}
 
 // bypassed reports the paths served without credentials or PDP
 // (api.md "Bypass paths and health").
@@ -51,24 +28,20 @@ func bypassed(method, path string) bool {
 	return false
 }
 
-// trustedPeer reports whether the TCP peer (never X-Forwarded-For) is in
-// auth.trusted_proxies.
-func (s *Server) trustedPeer(r *http.Request) bool {
+// peerAddr is the request's TCP peer (RemoteAddr, never
+// X-Forwarded-For); invalid when it cannot be parsed.
+func peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return false
+		return netip.Addr{}
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range s.trusted {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	addr, _ := netip.ParseAddr(host)
+	return addr
+}
+
+// credentials are what the request presents, for authn.Identifier.
+func credentials(r *http.Request) authn.Credentials {
+	return authn.Credentials{Header: r.Header, Peer: peerAddr(r)}
 }
 
 // security logs one security-relevant rejection (authn.md "Logging
@@ -82,87 +55,81 @@ func (s *Server) security(r *http.Request, reason string, p *authn.Principal, at
 	s.log.WarnContext(r.Context(), "request rejected", append(base, attrs...)...)
 }
 
-// authenticate is the request pipeline's authentication and
-// authorization stage (authn.md "Request pipeline", steps 2-8).
-func (s *Server) authenticate(next http.Handler) http.Handler {
+// identify is the first stage of the request pipeline (authn.md "Request
+// pipeline", steps 2-7): it establishes who is calling with the
+// transport-independent authn.Identifier and puts the principal into the
+// context; refused credentials end the request here. Bypass paths get only
+// the identity-header trust check.
+func (s *Server) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authorize(r)
-		if err != nil {
-			s.writeError(w, r, err)
+		c := credentials(r)
+		if bypassed(r.Method, r.URL.Path) {
+			if err := s.ident.CheckSource(c); err != nil {
+				s.writeError(w, r, s.refused(r, err))
+				return
+			}
+			next.ServeHTTP(w, r)
 			return
 		}
-		if p != nil {
-			r = r.WithContext(authn.WithPrincipal(r.Context(), p))
+		id, err := s.ident.Identify(r.Context(), c)
+		if err != nil {
+			s.writeError(w, r, s.refused(r, err))
+			return
+		}
+		info(r.Context()).preauthorized = id.Authorized
+		if id.Principal != nil {
+			r = r.WithContext(authn.WithPrincipal(r.Context(), id.Principal))
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func (s *Server) authorize(r *http.Request) (*authn.Principal, error) {
-	cfg := s.cfg.Auth
-	hasIdentity := authn.HasIdentityHeaders(r.Header)
-	trusted := hasIdentity && s.trustedPeer(r)
-	if hasIdentity && !trusted && cfg.Enabled && s.cfg.ProductionMode() { // step 2
-		s.security(r, "untrusted_identity_headers", nil)
-		return nil, apierror.New(http.StatusUnauthorized, "untrusted_identity_headers", "Identity headers are not accepted from this source")
-	}
-	if bypassed(r.Method, r.URL.Path) { // step 3
-		return nil, nil
-	}
-	p, err := authn.ParseIdentityHeaders(r.Header)
-	if err != nil {
-		s.security(r, "invalid_header", nil)
-		return nil, err
-	}
-	if !cfg.Enabled { // step 4
-		return p, nil
-	}
-	if p != nil { // step 5
-		if trusted && strings.EqualFold(r.Header.Get(authn.HeaderAuthorized), "true") {
-			return p, nil
+// authorize is the second stage (step 8): it asks the decision point
+// whether the identified caller may send this request. Nothing is asked
+// with auth disabled, on bypass paths, or when a trusted gateway already
+// authorized the request.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Auth.Enabled && !bypassed(r.Method, r.URL.Path) && !info(r.Context()).preauthorized {
+			if err := s.decide(r, authn.FromContext(r.Context())); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
-		return p, s.decide(r, p)
-	}
-	if h := r.Header.Get("Authorization"); h != "" { // step 6
-		if p, err = s.bearer(r, h); err != nil {
-			return nil, err
-		}
-		return p, s.decide(r, p)
-	}
-	return nil, s.decide(r, nil) // step 7
+		next.ServeHTTP(w, r)
+	})
 }
 
-// bearer validates an Authorization header.
-func (s *Server) bearer(r *http.Request, header string) (*authn.Principal, error) {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		s.security(r, "invalid_token", nil, "detail", "malformed_authorization_header")
-		return nil, invalidToken()
+// refused logs refused credentials (one security line with the reason,
+// never a credential), counts a refused token, and maps the rejection to
+// the client's error: 400 for malformed identity headers, else 401.
+func (s *Server) refused(r *http.Request, err error) error {
+	var rej *authn.Rejection
+	if !errors.As(err, &rej) {
+		return err // not a rejection: rendered as an internal error
 	}
-	if s.tokens == nil {
-		s.security(r, "invalid_token", nil, "detail", "bearer_not_configured")
-		return nil, apierror.New(http.StatusUnauthorized, "bearer_not_configured", "Bearer token authentication not configured")
+	var attrs []any
+	if rej.Detail != "" {
+		attrs = append(attrs, "detail", rej.Detail)
 	}
-	p, err := s.tokens.Validate(r.Context(), strings.TrimSpace(token))
-	if err != nil {
-		var it *authn.InvalidToken
-		sub := "invalid"
-		if errors.As(err, &it) {
-			sub = it.Reason
-		}
-		s.metrics.TokenValidationFailures.WithLabelValues(sub).Inc()
-		s.security(r, "invalid_token", nil, "detail", sub)
-		return nil, invalidToken()
+	if rej.Err != nil {
+		s.metrics.TokenValidationFailures.WithLabelValues(rej.Detail).Inc()
 	}
-	return p, nil
+	s.security(r, rej.Reason, nil, attrs...)
+	return rejectionError(rej)
 }
 
-func invalidToken() error {
-	return apierror.New(http.StatusUnauthorized, "invalid_token", "Invalid bearer token")
+// rejectionError is the HTTP shape of refused credentials.
+func rejectionError(rej *authn.Rejection) *apierror.Error {
+	status := http.StatusUnauthorized
+	if rej.BadInput() {
+		status = http.StatusBadRequest
+	}
+	return &apierror.Error{Status: status, Code: rej.Code, Detail: rej.Message}
 }
 
 // decide asks the PDP about this request; a deny is 401 without a
-// principal id, else 403; a failure is 503 (fail closed).
+// principal id, else 403; a failure is 503/504/502 (fail closed).
 func (s *Server) decide(r *http.Request, p *authn.Principal) error {
 	return s.decideFor(r, p, r.Method, r.URL.EscapedPath())
 }
@@ -170,17 +137,9 @@ func (s *Server) decide(r *http.Request, p *authn.Principal) error {
 // decideFor asks about another request than r (the gateway callout's
 // original request); r is only used for logging.
 func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path string) error {
-	in := authz.Input{Method: method, Path: path}
-	if p != nil {
-		in.PrincipalID, in.PrincipalEmail, in.PrincipalGroups, in.Scopes = p.ID, p.Email, p.Groups, p.Scopes
-		if p.OnBehalfOf != nil {
-			in.OnBehalfOf = p.OnBehalfOf.ID
-		}
-	}
-	d, err := s.pdp.Allow(r.Context(), in)
+	d, err := s.pdp.Allow(r.Context(), pdp.RequestInput(p, method, path))
 	if err != nil {
-		s.security(r, "pdp_unavailable", p, "error", err.Error())
-		return apierror.New(http.StatusServiceUnavailable, "pdp_unavailable", "Authorization service unavailable")
+		return s.pdpFailed(r, p, err)
 	}
 	s.metrics.AuthzDecisions.WithLabelValues(boolLabel(d.Allowed), d.Reason).Inc()
 	if d.Allowed {
@@ -194,6 +153,22 @@ func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path str
 		return apierror.New(http.StatusUnauthorized, "unauthorized", "Unauthorized")
 	}
 	return apierror.New(http.StatusForbidden, "forbidden", "Forbidden")
+}
+
+// pdpFailed logs a decision that could not be made (one security line)
+// and maps it as authz.md "Failure mapping" says; the request is refused.
+func (s *Server) pdpFailed(r *http.Request, p *authn.Principal, err error) error {
+	var ae *apierror.Error
+	switch pdp.Failure(err) {
+	case pdp.ErrUnavailable:
+		ae = apierror.New(http.StatusServiceUnavailable, "pdp_unavailable", "Authorization service unavailable")
+	case pdp.ErrTimeout:
+		ae = apierror.New(http.StatusGatewayTimeout, "pdp_timeout", "Authorization service timeout")
+	default:
+		ae = apierror.New(http.StatusBadGateway, "pdp_error", "Authorization service error")
+	}
+	s.security(r, "pdp_unavailable", p, "failure", ae.Code, "error", err.Error())
+	return ae
 }
 
 func boolLabel(b bool) string {

@@ -217,3 +217,64 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	})
 }
+
+// TestSecurityLogLines: every refusal of the pipeline and the callout
+// writes exactly one security log line with its reason, and no
+// credential reaches the logs.
+func TestSecurityLogLines(t *testing.T) {
+	const token = "c2VjcmV0LXRva2Vu.c2VjcmV0LXBheWxvYWQ.c2VjcmV0LXNpZw" // never to be logged
+	prod := servertest.Start(t, production("10.0.5.0/24"))
+	dev := servertest.Start(t, devMode)
+	tests := []struct {
+		name   string
+		srv    *servertest.Server
+		method string
+		path   string
+		header []string
+		status int
+		reason string
+	}{
+		{"untrusted identity headers", prod, "GET", ws, []string{"X-NMP-Principal-Id", "root@example.com"}, 401, "untrusted_identity_headers"},
+		{"untrusted identity headers on a bypass path", prod, "GET", "/health/live", []string{"X-NMP-Scopes", "x"}, 401, "untrusted_identity_headers"},
+		{"invalid token", prod, "GET", ws, []string{"Authorization", "Bearer " + token}, 401, "invalid_token"},
+		{"other scheme", prod, "GET", ws, []string{"Authorization", "Basic " + token}, 401, "invalid_token"},
+		{"anonymous denied", prod, "GET", ws, nil, 401, "authz_denied"},
+		{"callout with identity headers", prod, "GET", "/apis/auth/authenticate", []string{"Authorization", "Bearer " + token, "X-NMP-Principal-Id", "x"}, 401, "untrusted_identity_headers"},
+		{"callout without a token", prod, "GET", "/apis/auth/authenticate", nil, 401, "invalid_token"},
+		{"callout with an invalid token", prod, "GET", "/apis/auth/authenticate", []string{"Authorization", "Bearer " + token}, 401, "invalid_token"},
+		{"invalid header", dev, "GET", ws, []string{"X-NMP-Principal-Id", "a b"}, 400, "invalid_header"},
+		{"permission-shaped scope", dev, "GET", ws, []string{"X-NMP-Principal-Id", "a", "X-NMP-Scopes", "iam.list"}, 400, "invalid_header"},
+		{"bearer not configured", dev, "GET", ws, []string{"Authorization", "Bearer " + token}, 401, "invalid_token"},
+		{"forbidden", dev, "DELETE", ws + "/system", []string{"X-NMP-Principal-Id", "nobody"}, 403, "authz_denied"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := securityLines(tc.srv)
+			status, _, body := call(t, tc.method, tc.srv.URL+tc.path, "", tc.header...)
+			if status != tc.status {
+				t.Fatalf("%d %s", status, body)
+			}
+			lines := securityLines(tc.srv)[len(before):]
+			if len(lines) != 1 || !strings.Contains(lines[0], "reason="+tc.reason) {
+				t.Fatalf("want one security line with reason %s, got %q", tc.reason, lines)
+			}
+		})
+	}
+	for _, srv := range []*servertest.Server{prod, dev} {
+		for _, part := range strings.Split(token, ".") {
+			if strings.Contains(srv.Logs(), part) {
+				t.Fatal("a credential reached the logs")
+			}
+		}
+	}
+}
+
+func securityLines(srv *servertest.Server) []string {
+	var out []string
+	for _, l := range strings.Split(srv.Logs(), "\n") {
+		if strings.Contains(l, "event=security") {
+			out = append(out, l)
+		}
+	}
+	return out
+}

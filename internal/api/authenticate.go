@@ -27,12 +27,13 @@ func originalRequest(r *http.Request) (method, path string, ok bool) {
 
 // authenticateCallout serves /apis/auth/authenticate[/<original path>]
 // for gateways (nginx auth_request, Caddy forward_auth, Envoy HTTP
-// ext_authz), any method (authn.md "Gateway callout").
+// ext_authz), any method (authn.md "Gateway callout"). It identifies with
+// the same authn.Identifier as the pipeline (identity headers refused,
+// bearer token only) and decides with the same decision point.
 func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	if authn.HasIdentityHeaders(r.Header) && s.cfg.Auth.Enabled && s.cfg.ProductionMode() {
-		s.security(r, "untrusted_identity_headers", nil, "detail", "identity headers sent to the callout")
-		return apierror.New(http.StatusUnauthorized, "untrusted_identity_headers", "Identity headers are not accepted from this source")
+	if err := s.ident.RefuseIdentityHeaders(credentials(r)); err != nil {
+		return s.refused(r, err)
 	}
 	var method, path string
 	if s.cfg.Auth.AuthenticateAuthorize {
@@ -49,18 +50,17 @@ func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) err
 	}
 	header := r.Header.Get("Authorization")
 	if header == "" {
-		s.security(r, "invalid_token", nil, "detail", "missing_token")
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		return apierror.New(http.StatusUnauthorized, "missing_token", "Missing bearer token")
+		return s.refused(r, authn.MissingToken())
 	}
-	if s.tokens == nil {
+	if !s.ident.BearerConfigured() {
 		s.log.ErrorContext(r.Context(), "authenticate callout called but no token validator is configured (enable auth.oidc or auth.allow_unsigned_jwt)")
 		return apierror.New(http.StatusInternalServerError, "misconfigured", "No bearer token validation is configured")
 	}
-	p, err := s.bearer(r, header)
+	p, err := s.ident.Bearer(r.Context(), header)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		return err
+		return s.refused(r, err)
 	}
 	authorized := false
 	if s.cfg.Auth.AuthenticateAuthorize {

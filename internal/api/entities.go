@@ -78,7 +78,13 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.store.ListEntities(r.Context(), ws, typ, q.Options, nil)
+	var vis *store.Visibility // one workspace: the middleware's decision covers it
+	if ws == store.AllWorkspaces {
+		if vis, err = s.visibility(r); err != nil {
+			return err
+		}
+	}
+	page, err := s.store.ListEntities(r.Context(), ws, typ, q.Options, vis)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ import (
 type reqInfo struct {
 	id    string
 	route string // matched ServeMux pattern without the method
+	// preauthorized: a trusted gateway already authorized the request
+	// (set by identify, read by authorize).
+	preauthorized bool
 }
 
 type infoKey struct{}

@@ -11,12 +11,14 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // The embedded PDP entrypoints (authz.md "PDP entrypoints"):
 // POST /apis/auth/v2/authz/{entrypoint} with {"input": {...}} answers
-// {"result": {...}} like OPA's data API. The endpoint map restricts it to
-// service principals and PlatformAdmin; the middleware enforces that.
+// {"result": {...}} like OPA's data API, from the decision point. The
+// endpoint map restricts it to service principals and PlatformAdmin; the
+// middleware enforces that.
 
 // pdpEntrypoints lists the valid entrypoints, sorted.
 var pdpEntrypoints = []string{"allow", "has_permissions", "has_role"}
@@ -39,50 +41,52 @@ func (s *Server) pdpQuery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var result any
-	switch entrypoint {
-	case "allow":
-		q, err := allowInput(in)
-		if err != nil {
-			return err
-		}
-		if err := s.pdpLoaded(); err != nil {
-			return err
-		}
-		d := s.engine.Allow(q)
-		result = map[string]any{"allowed": d.Allowed, "reason": d.Reason,
-			"headers": map[string]string{authn.HeaderAuthorized: boolLabel(d.Allowed)}}
-	case "has_permissions":
-		q, err := permissionsInput(in)
-		if err != nil {
-			return err
-		}
-		if err := s.pdpLoaded(); err != nil {
-			return err
-		}
-		result = map[string]bool{"allowed": s.engine.HasPermissions(q)}
-	case "has_role":
-		q, err := roleInput(in)
-		if err != nil {
-			return err
-		}
-		if err := s.pdpLoaded(); err != nil {
-			return err
-		}
-		result = map[string]bool{"has_role": s.engine.HasRole(q)}
+	result, err := s.pdpAnswer(r, entrypoint, in)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 	return nil
 }
 
-// pdpLoaded is 503 pdp_unavailable until the first policy load (the
-// middleware answers the same when it consults the PDP; with auth disabled
-// or a trusted X-NMP-Authorized gateway it does not).
-func (s *Server) pdpLoaded() error {
-	if !s.engine.Loaded() {
-		return apierror.New(http.StatusServiceUnavailable, "pdp_unavailable", "Authorization service unavailable")
+// pdpAnswer validates the input of an entrypoint and asks the decision
+// point; a decision that cannot be made is 503/504/502 (before the first
+// policy load: 503 pdp_unavailable).
+func (s *Server) pdpAnswer(r *http.Request, entrypoint string, in jsonObject) (any, error) {
+	ctx, caller := r.Context(), authn.FromContext(r.Context())
+	switch entrypoint {
+	case "allow":
+		q, err := allowInput(in)
+		if err != nil {
+			return nil, err
+		}
+		d, err := s.pdp.Allow(ctx, q)
+		if err != nil {
+			return nil, s.pdpFailed(r, caller, err)
+		}
+		return map[string]any{"allowed": d.Allowed, "reason": d.Reason,
+			"headers": map[string]string{authn.HeaderAuthorized: boolLabel(d.Allowed)}}, nil
+	case "has_permissions":
+		q, err := permissionsInput(in)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := s.pdp.HasPermissions(ctx, q)
+		if err != nil {
+			return nil, s.pdpFailed(r, caller, err)
+		}
+		return map[string]bool{"allowed": ok}, nil
+	default: // has_role
+		q, err := roleInput(in)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := s.pdp.HasRole(ctx, q)
+		if err != nil {
+			return nil, s.pdpFailed(r, caller, err)
+		}
+		return map[string]bool{"has_role": ok}, nil
 	}
-	return nil
 }
 
 func invalidInput(format string, args ...any) error {
@@ -202,7 +206,7 @@ func allowInput(in jsonObject) (authz.Input, error) {
 		return q, err
 	}
 	for _, sc := range q.Scopes {
-		if authn.PermissionShaped(sc) {
+		if ident.PermissionShaped(sc) {
 			return q, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(sc))
 		}
 	}
@@ -252,12 +256,14 @@ func envoyInput(attrs jsonObject) (authz.Input, error) {
 		h.Set(name, v)
 	}
 	p, err := authn.ParseIdentityHeaders(h)
-	if err != nil {
-		var ae *apierror.Error
-		if errors.As(err, &ae) && ae.Code == "invalid_header" {
-			return q, invalidInput("%s.headers: %s", loc, ae.Detail)
-		}
-		return q, err // invalid_scope
+	var rej *authn.Rejection
+	switch {
+	case errors.As(err, &rej) && rej.Code == authn.CodeInvalidHeader:
+		return q, invalidInput("%s.headers: %s", loc, rej.Message)
+	case rej != nil:
+		return q, rejectionError(rej) // invalid_scope
+	case err != nil:
+		return q, err
 	}
 	if p != nil {
 		q.PrincipalID, q.PrincipalEmail, q.PrincipalGroups, q.Scopes = p.ID, p.Email, p.Groups, p.Scopes

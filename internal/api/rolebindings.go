@@ -6,6 +6,8 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
+	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/query"
 )
@@ -24,14 +26,24 @@ var roleBindingSchema = query.Schema{
 const maxBindingName = 512
 
 // requireBindingAdmin is 403 role_binding_admin_only unless the caller is
-// a PlatformAdmin or a service principal (or auth is disabled).
+// a service principal (an identity class, no decision) or, as the
+// decision point says, a PlatformAdmin; auth disabled admits everyone.
 func (s *Server) requireBindingAdmin(r *http.Request) error {
 	if !s.cfg.Auth.Enabled {
 		return nil
 	}
 	p := authn.FromContext(r.Context())
-	if p != nil && (authn.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups)) {
+	if p != nil && ident.IsService(p.ID) {
 		return nil
+	}
+	if p != nil {
+		admin, err := pdp.IsPlatformAdmin(r.Context(), s.pdp, pdp.Subject(p))
+		if err != nil {
+			return s.pdpFailed(r, p, err)
+		}
+		if admin {
+			return nil
+		}
 	}
 	return apierror.New(http.StatusForbidden, "role_binding_admin_only",
 		"Only a PlatformAdmin or a service principal may manage role bindings")
@@ -71,7 +83,7 @@ func (s *Server) checkBindingRole(principal, workspace, role string) error {
 		return notAssignable("is never assignable")
 	case role == authz.RolePlatformAdmin && workspace != store.SystemWorkspace:
 		return notAssignable("can only be bound in workspace 'system'")
-	case role == authz.RolePlatformAdmin && principal == "*":
+	case role == authz.RolePlatformAdmin && principal == ident.Wildcard:
 		return notAssignable("cannot be bound to '*'")
 	}
 	return nil

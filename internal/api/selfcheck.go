@@ -7,12 +7,13 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
+	"github.com/nmp-project/nmp/internal/pdp"
 )
 
 // selfCheckAnswer is the body of a self-check response.
@@ -58,8 +59,17 @@ func (s *Server) selfCheck(w http.ResponseWriter, r *http.Request) error {
 	caller := authn.FromContext(r.Context())
 	subject := caller
 	if asRaw != nil {
-		if s.cfg.Auth.Enabled && (caller == nil || !s.engine.IsPlatformAdmin(caller.ID, caller.Email, caller.Groups)) {
-			return apierror.New(http.StatusForbidden, "forbidden", "Only a PlatformAdmin may ask on behalf of another principal")
+		if s.cfg.Auth.Enabled {
+			admin := false
+			if caller != nil {
+				var err error
+				if admin, err = pdp.IsPlatformAdmin(r.Context(), s.pdp, pdp.Subject(caller)); err != nil {
+					return s.pdpFailed(r, caller, err)
+				}
+			}
+			if !admin {
+				return apierror.New(http.StatusForbidden, "forbidden", "Only a PlatformAdmin may ask on behalf of another principal")
+			}
 		}
 		var err error
 		if subject, err = decodeAs(asRaw); err != nil {
@@ -70,34 +80,47 @@ func (s *Server) selfCheck(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, selfCheckAnswer{Allowed: true, Reason: "auth_disabled"})
 		return nil
 	}
-	if err := s.pdpLoaded(); err != nil {
-		return err
-	}
-	if subject == nil {
-		subject = &authn.Principal{}
-	}
 	var answer selfCheckAnswer
+	var err error
 	if pathForm {
-		in := authz.Input{PrincipalID: subject.ID, PrincipalEmail: subject.Email, PrincipalGroups: subject.Groups,
-			Scopes: subject.Scopes, Method: strings.ToUpper(*method), Path: *path}
-		if subject.OnBehalfOf != nil {
-			in.OnBehalfOf = subject.OnBehalfOf.ID
-		}
-		d := s.engine.Allow(in)
-		answer = selfCheckAnswer{Allowed: d.Allowed, Reason: d.Reason}
+		answer, err = s.canRequest(r, subject, strings.ToUpper(*method), *path)
 	} else {
-		switch {
-		case s.engine.IsPlatformAdmin(subject.ID, subject.Email, subject.Groups):
-			answer = selfCheckAnswer{Allowed: true, Reason: "platform_admin"}
-		case s.engine.HasPermissions(authz.PermissionsInput{PrincipalID: subject.ID, PrincipalEmail: subject.Email,
-			PrincipalGroups: subject.Groups, Workspace: *workspace, Permissions: *permissions}):
-			answer = selfCheckAnswer{Allowed: true, Reason: "permission_granted"}
-		default:
-			answer = selfCheckAnswer{Allowed: false, Reason: "permission_missing"}
-		}
+		answer, err = s.canInWorkspace(r, subject, *workspace, *permissions)
+	}
+	if err != nil {
+		return s.pdpFailed(r, caller, err)
 	}
 	writeJSON(w, http.StatusOK, answer)
 	return nil
+}
+
+// canRequest is the request form of self-check: the allow decision for
+// subject (nil: anonymous) with its scopes.
+func (s *Server) canRequest(r *http.Request, subject *authn.Principal, method, path string) (selfCheckAnswer, error) {
+	d, err := s.pdp.Allow(r.Context(), pdp.RequestInput(subject, method, path))
+	return selfCheckAnswer{Allowed: d.Allowed, Reason: d.Reason}, err
+}
+
+// canInWorkspace is the workspace form: a PlatformAdmin holds every
+// permission, anyone else what has_permissions says (scopes ignored).
+func (s *Server) canInWorkspace(r *http.Request, subject *authn.Principal, workspace string, permissions []string) (selfCheckAnswer, error) {
+	sub := pdp.Subject(subject)
+	admin, err := pdp.IsPlatformAdmin(r.Context(), s.pdp, sub)
+	switch {
+	case err != nil:
+		return selfCheckAnswer{}, err
+	case admin:
+		return selfCheckAnswer{Allowed: true, Reason: "platform_admin"}, nil
+	}
+	ok, err := s.pdp.HasPermissions(r.Context(), authz.PermissionsInput{PrincipalID: sub.PrincipalID, PrincipalEmail: sub.Email,
+		PrincipalGroups: sub.Groups, Workspace: workspace, Permissions: permissions})
+	switch {
+	case err != nil:
+		return selfCheckAnswer{}, err
+	case ok:
+		return selfCheckAnswer{Allowed: true, Reason: "permission_granted"}, nil
+	}
+	return selfCheckAnswer{Allowed: false, Reason: "permission_missing"}, nil
 }
 
 func checkRequestForm(method, path *string) error {
@@ -127,7 +150,6 @@ func (s *Server) checkPermissionsForm(workspace *string, permissions *[]string) 
 	if permissions == nil || len(*permissions) == 0 {
 		return apierror.Validation("must list at least one permission", "body", "permissions")
 	}
-	declared := s.engine.Document().PermissionIDs() // sorted
 	for _, p := range *permissions {
 		id := p
 		if ws, rest, ok := strings.Cut(p, "/"); ok {
@@ -136,7 +158,7 @@ func (s *Server) checkPermissionsForm(workspace *string, permissions *[]string) 
 			}
 			id = rest
 		}
-		if _, found := slices.BinarySearch(declared, id); !found {
+		if !s.roles.Declared(id) {
 			return apierror.Validation("unknown permission '"+clip(p)+"'", "body", "permissions")
 		}
 	}
@@ -166,24 +188,23 @@ func decodeAs(raw json.RawMessage) (*authn.Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	const maxItems = 100
 	switch {
-	case !authn.ValidPrincipalID(p.ID):
+	case !ident.ValidPrincipalID(p.ID):
 		return nil, apierror.Validation("must be a principal id of at most 256 characters from [A-Za-z0-9@._-:+/|]", "body", "as", "principal_id")
-	case p.Email != "" && !authn.ValidEmail(p.Email):
+	case p.Email != "" && !ident.ValidEmail(p.Email):
 		return nil, apierror.Validation("must be an email address of at most 320 characters", "body", "as", "email")
-	case len(p.Groups) > maxItems:
+	case len(p.Groups) > ident.MaxListItems:
 		return nil, apierror.Validation("more than 100 groups", "body", "as", "groups")
-	case len(p.Scopes) > maxItems:
+	case len(p.Scopes) > ident.MaxListItems:
 		return nil, apierror.Validation("more than 100 scopes", "body", "as", "scopes")
 	}
 	for _, g := range p.Groups {
-		if !authn.ValidPrincipalID(g) {
+		if !ident.ValidPrincipalID(g) {
 			return nil, apierror.Validation("each group must be a valid principal id", "body", "as", "groups")
 		}
 	}
 	for _, sc := range p.Scopes {
-		if authn.PermissionShaped(sc) {
+		if ident.PermissionShaped(sc) {
 			return nil, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(sc))
 		}
 	}

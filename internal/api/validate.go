@@ -7,13 +7,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 var (
 	reResourceName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	reEntityType   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 	reEntityName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$`)
-	rePrincipalID  = regexp.MustCompile(`^[A-Za-z0-9@._\-:+/|]{1,256}$`)
 )
 
 const maxDescription = 1024
@@ -47,7 +47,7 @@ func validEntityName(v string, loc ...string) error {
 }
 
 func validPrincipal(v string, loc ...string) error {
-	if v != "*" && !rePrincipalID.MatchString(v) {
+	if !ident.ValidBindingPrincipal(v) {
 		return apierror.Validation("must be '*' or a principal id of at most 256 characters from [A-Za-z0-9@._-:+/|]", loc...)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/query"
 )
@@ -100,19 +101,23 @@ func pathValue(r *http.Request, key string, valid func(string, ...string) error)
 	return v, valid(v, "path", key)
 }
 
-// visibility restricts lists to the caller's workspaces: those where its
-// id, email, a group or "*" has an active binding. Auth disabled,
-// PlatformAdmin and service principals see everything.
-func (s *Server) visibility(r *http.Request) *store.Visibility {
+// visibility restricts lists to the workspaces the decision point says
+// the caller may see (its id, email, a group or "*" holds an active
+// binding there; all for a PlatformAdmin or a service principal). With
+// auth disabled everything is visible and nothing is asked.
+func (s *Server) visibility(r *http.Request) (*store.Visibility, error) {
+	if !s.cfg.Auth.Enabled {
+		return nil, nil
+	}
 	p := authn.FromContext(r.Context())
-	if !s.cfg.Auth.Enabled || p == nil || authn.IsService(p.ID) || s.engine.IsPlatformAdmin(p.ID, p.Email, p.Groups) {
-		return nil
+	v, err := s.pdp.VisibleWorkspaces(r.Context(), pdp.Subject(p))
+	switch {
+	case err != nil:
+		return nil, s.pdpFailed(r, p, err)
+	case v.All:
+		return nil, nil
 	}
-	ids := append([]string{"*", p.ID}, p.Groups...)
-	if p.Email != "" {
-		ids = append(ids, p.Email)
-	}
-	return &store.Visibility{Principals: ids}
+	return &store.Visibility{Workspaces: v.Workspaces}, nil
 }
 
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
@@ -120,7 +125,11 @@ func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.store.ListWorkspaces(r.Context(), q.Options, s.visibility(r))
+	vis, err := s.visibility(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListWorkspaces(r.Context(), q.Options, vis)
 	if err != nil {
 		return err
 	}

@@ -2,41 +2,30 @@ package authn
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 
-	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // Identity headers (authn.md "Identity headers").
 const (
-	HeaderPrincipalID             = "X-NMP-Principal-Id"
-	HeaderPrincipalEmail          = "X-NMP-Principal-Email"
-	HeaderPrincipalGroups         = "X-NMP-Principal-Groups"
-	HeaderOnBehalfOf              = "X-NMP-Principal-On-Behalf-Of"
-	HeaderOnBehalfOfEmail         = "X-NMP-Principal-On-Behalf-Of-Email"
-	HeaderOnBehalfOfGroups        = "X-NMP-Principal-On-Behalf-Of-Groups"
-	HeaderScopes                  = "X-NMP-Scopes"
-	HeaderAuthorized              = "X-NMP-Authorized"
-	maxPrincipalIDLen             = 256
-	maxEmailLen                   = 320
-	maxListItems                  = 100
-	maxHeaderLen                  = 64 << 10
-	serviceAccountPrincipalPrefix = "service-account:"
+	HeaderPrincipalID      = "X-NMP-Principal-Id"
+	HeaderPrincipalEmail   = "X-NMP-Principal-Email"
+	HeaderPrincipalGroups  = "X-NMP-Principal-Groups"
+	HeaderOnBehalfOf       = "X-NMP-Principal-On-Behalf-Of"
+	HeaderOnBehalfOfEmail  = "X-NMP-Principal-On-Behalf-Of-Email"
+	HeaderOnBehalfOfGroups = "X-NMP-Principal-On-Behalf-Of-Groups"
+	HeaderScopes           = "X-NMP-Scopes"
+	HeaderAuthorized       = "X-NMP-Authorized"
+	maxHeaderLen           = 64 << 10
 )
 
 // IdentityHeaders lists every identity header, which gateways strip from
 // external traffic and the server trusts only from trusted proxies.
 var IdentityHeaders = []string{HeaderPrincipalID, HeaderPrincipalEmail, HeaderPrincipalGroups,
 	HeaderOnBehalfOf, HeaderOnBehalfOfEmail, HeaderOnBehalfOfGroups, HeaderScopes, HeaderAuthorized}
-
-var (
-	rePrincipalID = regexp.MustCompile(`^[A-Za-z0-9@._\-:+/|]+$`)
-	reEmail       = regexp.MustCompile(`^[^@\s]+@[^@\s]+$`)
-	reSeg         = `[a-z0-9]+(-[a-z0-9]+)*`
-	rePermission  = regexp.MustCompile(`^` + reSeg + `(\.` + reSeg + `)+$`)
-)
 
 // HasIdentityHeaders reports whether any identity header is present.
 func HasIdentityHeaders(h http.Header) bool {
@@ -48,19 +37,9 @@ func HasIdentityHeaders(h http.Header) bool {
 	return false
 }
 
-// ValidPrincipalID reports whether id is a syntactically valid principal id.
-func ValidPrincipalID(id string) bool {
-	return len(id) <= maxPrincipalIDLen && rePrincipalID.MatchString(id)
-}
-
-// ValidEmail reports whether s is a syntactically valid email.
-func ValidEmail(s string) bool { return len(s) <= maxEmailLen && reEmail.MatchString(s) }
-
-// PermissionShaped reports whether a scope looks like a permission ("a.b").
-func PermissionShaped(s string) bool { return rePermission.MatchString(s) }
-
-func invalidHeader(name, msg string) error {
-	return apierror.BadRequest("invalid_header", "Invalid %s header: %s", name, msg)
+// invalidHeader is the rejection of a malformed identity header, naming it.
+func invalidHeader(name, msg string) *Rejection {
+	return &Rejection{Code: CodeInvalidHeader, Message: "Invalid " + name + " header: " + msg, Reason: "invalid_header"}
 }
 
 // single returns the header's one value; a repeated header is refused.
@@ -79,14 +58,15 @@ func single(h http.Header, name string) (string, bool, error) {
 
 // ParseIdentityHeaders validates the identity headers and returns the
 // principal they describe, or nil when X-NMP-Principal-Id is absent
-// (identity headers without it are ignored). Errors are 400
-// invalid_header (or invalid_scope) naming the header.
+// (identity headers without it are ignored). Errors are *Rejection values
+// with code invalid_header naming the header, or invalid_scope for a
+// permission-shaped scope (both logged with reason invalid_header).
 func ParseIdentityHeaders(h http.Header) (*Principal, error) {
 	id, ok, err := single(h, HeaderPrincipalID)
 	if err != nil || !ok {
 		return nil, err
 	}
-	if !ValidPrincipalID(id) {
+	if !ident.ValidPrincipalID(id) {
 		return nil, invalidHeader(HeaderPrincipalID, "must be at most 256 characters from [A-Za-z0-9@._-:+/|]")
 	}
 	p := &Principal{ID: id}
@@ -102,7 +82,7 @@ func ParseIdentityHeaders(h http.Header) (*Principal, error) {
 	if p.OnBehalfOf, err = onBehalfOf(h); err != nil {
 		return nil, err
 	}
-	if p.OnBehalfOf != nil && !IsService(p.ID) {
+	if p.OnBehalfOf != nil && !ident.IsService(p.ID) {
 		return nil, invalidHeader(HeaderOnBehalfOf, "requires a service: principal id")
 	}
 	return p, nil
@@ -113,7 +93,7 @@ func emailHeader(h http.Header, name string) (string, error) {
 	if err != nil || !ok {
 		return "", err
 	}
-	if !ValidEmail(v) {
+	if !ident.ValidEmail(v) {
 		return "", invalidHeader(name, "must be an email address of at most 320 characters")
 	}
 	return v, nil
@@ -133,12 +113,12 @@ func splitGroups(items []string, name string) ([]string, error) {
 		if g = strings.TrimSpace(g); g == "" {
 			continue
 		}
-		if !ValidPrincipalID(g) {
+		if !ident.ValidPrincipalID(g) {
 			return nil, invalidHeader(name, "each group must be a valid principal id")
 		}
 		groups = append(groups, g)
 	}
-	if len(groups) > maxListItems {
+	if len(groups) > ident.MaxListItems {
 		return nil, invalidHeader(name, "more than 100 groups")
 	}
 	return groups, nil
@@ -150,12 +130,13 @@ func scopesHeader(h http.Header) ([]string, error) {
 		return nil, err
 	}
 	scopes := strings.Fields(v)
-	if len(scopes) > maxListItems {
+	if len(scopes) > ident.MaxListItems {
 		return nil, invalidHeader(HeaderScopes, "more than 100 scopes")
 	}
 	for _, s := range scopes {
-		if PermissionShaped(s) {
-			return nil, apierror.BadRequest("invalid_scope", "Invalid scope %q: permissions are not scopes", clip(s))
+		if ident.PermissionShaped(s) {
+			return nil, &Rejection{Code: CodeInvalidScope, Message: fmt.Sprintf("Invalid scope %q: permissions are not scopes", clip(s)),
+				Reason: "invalid_header"}
 		}
 	}
 	return scopes, nil
@@ -181,7 +162,7 @@ func onBehalfOf(h http.Header) (*Principal, error) {
 		if err := dec.Decode(&obj); err != nil || dec.More() {
 			return nil, invalidHeader(HeaderOnBehalfOf, "malformed JSON object")
 		}
-		if obj.Email != "" && !ValidEmail(obj.Email) {
+		if obj.Email != "" && !ident.ValidEmail(obj.Email) {
 			return nil, invalidHeader(HeaderOnBehalfOf, "invalid email")
 		}
 		if u.Groups, err = splitGroups(obj.Groups, HeaderOnBehalfOf); err != nil {
@@ -191,7 +172,7 @@ func onBehalfOf(h http.Header) (*Principal, error) {
 	} else {
 		u.ID = v
 	}
-	if !ValidPrincipalID(u.ID) || IsService(u.ID) || strings.HasPrefix(u.ID, serviceAccountPrincipalPrefix) {
+	if !ident.ValidPrincipalID(u.ID) || ident.IsService(u.ID) || ident.IsServiceAccount(u.ID) {
 		return nil, invalidHeader(HeaderOnBehalfOf, "must name a user principal id")
 	}
 	if email, err := emailHeader(h, HeaderOnBehalfOfEmail); err != nil {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // FuzzParseIdentityHeaders: random identity-header values never panic;
@@ -51,10 +53,10 @@ func FuzzParseIdentityHeaders(f *testing.F) {
 		if present&1 == 0 {
 			t.Fatalf("principal %+v without the principal id header", p)
 		}
-		if p.ID != id || !ValidPrincipalID(p.ID) {
+		if p.ID != id || !ident.ValidPrincipalID(p.ID) {
 			t.Fatalf("invalid principal id %q accepted", p.ID)
 		}
-		if p.Email != "" && !ValidEmail(p.Email) {
+		if p.Email != "" && !ident.ValidEmail(p.Email) {
 			t.Fatalf("invalid email %q accepted", p.Email)
 		}
 		checkGroups(t, p.Groups)
@@ -62,18 +64,18 @@ func FuzzParseIdentityHeaders(f *testing.F) {
 			t.Fatalf("%d scopes accepted", len(p.Scopes))
 		}
 		for _, s := range p.Scopes {
-			if s == "" || PermissionShaped(s) || strings.ContainsAny(s, " \t\r\n") {
+			if s == "" || ident.PermissionShaped(s) || strings.ContainsAny(s, " \t\r\n") {
 				t.Fatalf("scope %q accepted", s)
 			}
 		}
 		if u := p.OnBehalfOf; u != nil {
-			if !IsService(p.ID) {
+			if !ident.IsService(p.ID) {
 				t.Fatalf("on-behalf-of accepted for non-service principal %q", p.ID)
 			}
-			if !ValidPrincipalID(u.ID) || IsService(u.ID) || strings.HasPrefix(u.ID, "service-account:") {
+			if !ident.ValidPrincipalID(u.ID) || ident.IsService(u.ID) || ident.IsServiceAccount(u.ID) {
 				t.Fatalf("on-behalf-of user %q accepted", u.ID)
 			}
-			if u.Email != "" && !ValidEmail(u.Email) {
+			if u.Email != "" && !ident.ValidEmail(u.Email) {
 				t.Fatalf("on-behalf-of email %q accepted", u.Email)
 			}
 			checkGroups(t, u.Groups)
@@ -87,7 +89,7 @@ func checkGroups(t *testing.T, groups []string) {
 		t.Fatalf("%d groups accepted", len(groups))
 	}
 	for _, g := range groups {
-		if !ValidPrincipalID(g) {
+		if !ident.ValidPrincipalID(g) {
 			t.Fatalf("group %q accepted", g)
 		}
 	}

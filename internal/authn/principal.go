@@ -1,9 +1,17 @@
 // Package authn establishes who is calling: the principal model and its
-// place in the request context. Token and identity-header validation plug
-// in here as middleware in front of the authorization step.
+// place in the request context, identity-header parsing, and the
+// Identifier, which turns a request's Credentials (headers and TCP peer,
+// whatever the transport) into a principal or a Rejection. Whether the
+// caller may do what it asks is decided afterwards by the policy decision
+// point (internal/pdp); error shapes (status codes, JSON bodies,
+// WWW-Authenticate) belong to the edge that maps a Rejection.
 package authn
 
-import "context"
+import (
+	"context"
+
+	"github.com/nmp-project/nmp/internal/ident"
+)
 
 // Principal is an authenticated caller.
 type Principal struct {
@@ -42,18 +50,13 @@ func (p *Principal) OwnerKey() string {
 	u := p
 	if p.OnBehalfOf != nil {
 		u = p.OnBehalfOf
-	} else if IsService(p.ID) {
+	} else if ident.IsService(p.ID) {
 		return ""
 	}
 	if u.Email != "" {
 		return u.Email
 	}
 	return u.ID
-}
-
-// IsService reports whether id is a service principal ("service:<name>").
-func IsService(id string) bool {
-	return len(id) > len("service:") && id[:len("service:")] == "service:"
 }
 
 type ctxKey struct{}

@@ -96,6 +96,21 @@ func (b *bindingIndex) roles(principal, workspace string) roleSet {
 	return e.roles(workspace)
 }
 
+// eachWorkspace calls fn for every workspace in which principal holds at
+// least one role (entries never keep an empty role set).
+func (b *bindingIndex) eachWorkspace(principal string, fn func(workspace string)) {
+	e := b.shards[b.shard(principal)][principal]
+	if e == nil {
+		return
+	}
+	for _, w := range e.small {
+		fn(w.workspace)
+	}
+	for ws := range e.big {
+		fn(ws)
+	}
+}
+
 func (b *bindingIndex) has(principal string) bool {
 	_, ok := b.shards[b.shard(principal)][principal]
 	return ok

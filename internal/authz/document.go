@@ -7,12 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // Endpoint is the authorization entry of one pattern and method.
@@ -52,16 +53,7 @@ type Role struct {
 	Permissions []string `yaml:"permissions" json:"permissions"`
 }
 
-var (
-	reSeg        = `[a-z0-9]+(-[a-z0-9]+)*`
-	rePermission = regexp.MustCompile(`^` + reSeg + `(\.` + reSeg + `)+$`)
-	reScope      = regexp.MustCompile(`^` + reSeg + `:` + reSeg + `$`)
-	methods      = map[string]bool{"get": true, "head": true, "post": true, "put": true, "patch": true, "delete": true, "options": true}
-)
-
-// IsPermissionShaped reports whether s looks like a permission id
-// ("a.b"), which is never a valid scope.
-func IsPermissionShaped(s string) bool { return rePermission.MatchString(s) }
+var methods = map[string]bool{"get": true, "head": true, "post": true, "put": true, "patch": true, "delete": true, "options": true}
 
 // StaticDocument parses the embedded built-in data.
 func StaticDocument() (*Document, error) {
@@ -242,7 +234,7 @@ func (d *Document) Validate() error {
 	var errs []error
 	declared := map[string]bool{}
 	for _, id := range d.PermissionIDs() {
-		if !rePermission.MatchString(id) {
+		if !ident.PermissionShaped(id) {
 			errs = append(errs, fmt.Errorf("permission id %q is malformed", id))
 		}
 		declared[id] = true
@@ -284,7 +276,7 @@ func (d *Document) Validate() error {
 				}
 			}
 			for _, s := range ep.Scopes {
-				if !reScope.MatchString(s) {
+				if !ident.ValidScope(s) {
 					errs = append(errs, fmt.Errorf("endpoint %s %s: scope %q must look like group:access", strings.ToUpper(m), pattern, s))
 				}
 			}

@@ -3,11 +3,13 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -47,6 +49,20 @@ type RoleInput struct {
 	Role            string   `json:"role"`
 }
 
+// Subject is a caller as the policy sees it: the ids whose bindings count.
+type Subject struct {
+	PrincipalID string   `json:"principal_id"`
+	Email       string   `json:"principal_email,omitempty"`
+	Groups      []string `json:"principal_groups,omitempty"`
+}
+
+// Visible is the set of workspaces a subject may list: every workspace
+// (All), or exactly Workspaces (sorted, possibly empty).
+type Visible struct {
+	All        bool
+	Workspaces []string
+}
+
 // snapshot is one immutable state of the policy: compiled static data
 // plus the binding index at a revision.
 type snapshot struct {
@@ -73,7 +89,7 @@ func NewEngine(doc *Document) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{}
-	e.snap.Store(&snapshot{policy: p, index: &bindingIndex{}})
+	e.snap.Store(&snapshot{policy: p, index: buildIndex(p, nil)})
 	return e, nil
 }
 
@@ -159,7 +175,7 @@ type request struct {
 }
 
 func (s *snapshot) newRequest(pid, email string, groups []string) request {
-	r := request{s: s, pid: pid, svc: strings.HasPrefix(pid, "service:")}
+	r := request{s: s, pid: pid, svc: ident.IsService(pid)}
 	r.ids = make([]string, 0, 2+len(groups))
 	for _, id := range [2]string{pid, email} {
 		if id != "" && !containsString(r.ids, id) {
@@ -197,7 +213,7 @@ func (r request) perms(workspace string, implicitService bool) permSet {
 	for _, id := range r.ids {
 		rs.or(r.s.index.roles(id, workspace))
 	}
-	rs.or(r.s.index.roles("*", workspace))
+	rs.or(r.s.index.roles(ident.Wildcard, workspace))
 	if implicitService && r.svc && r.s.index.roles(r.pid, workspace).empty() {
 		rs.add(r.s.policy.serviceRole)
 	}
@@ -264,7 +280,7 @@ func (e *Engine) Allow(in Input) Decision {
 	// path (row 10) are compared on it.
 	canonical := "/" + strings.Join(segs, "/")
 	for _, sc := range in.Scopes {
-		if IsPermissionShaped(sc) {
+		if ident.PermissionShaped(sc) {
 			return deny("invalid_scope")
 		}
 	}
@@ -393,6 +409,36 @@ func (e *Engine) HasPermissions(in PermissionsInput) bool {
 // the system workspace.
 func (e *Engine) IsPlatformAdmin(id, email string, groups []string) bool {
 	return e.snap.Load().newRequest(id, email, groups).admin
+}
+
+// VisibleWorkspaces is the list visibility rule (api.md GET /workspaces):
+// every workspace for a PlatformAdmin or a service principal, else those
+// in which the principal id, the email, a group or "*" holds an active
+// binding of a defined role. A subject without ids sees nothing: "*"
+// stands for authenticated callers only. Before the first load nothing is
+// visible.
+func (e *Engine) VisibleWorkspaces(sub Subject) Visible {
+	s := e.snap.Load()
+	if !s.loaded {
+		return Visible{Workspaces: []string{}}
+	}
+	r := s.newRequest(sub.PrincipalID, sub.Email, sub.Groups)
+	if len(r.ids) == 0 {
+		return Visible{Workspaces: []string{}}
+	}
+	if r.admin || r.svc {
+		return Visible{All: true}
+	}
+	seen := map[string]bool{}
+	for _, id := range append(r.ids, ident.Wildcard) {
+		s.index.eachWorkspace(id, func(ws string) { seen[ws] = true })
+	}
+	out := make([]string, 0, len(seen))
+	for ws := range seen {
+		out = append(out, ws)
+	}
+	sort.Strings(out)
+	return Visible{Workspaces: out}
 }
 
 // HasRole evaluates has_role: the role is bound directly in the workspace

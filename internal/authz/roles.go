@@ -7,6 +7,7 @@ package authz
 
 import (
 	_ "embed"
+	"slices"
 	"sort"
 )
 
@@ -20,15 +21,20 @@ const (
 	RoleAdmin         = "Admin"
 )
 
-// Catalog is the set of defined roles.
+// Catalog is the static vocabulary of a policy document: the defined roles
+// and the declared permission ids. It decides nothing; decisions are the
+// policy decision point's.
 type Catalog struct {
-	roles map[string]Role
+	roles       map[string]Role
+	permissions []string // sorted
 }
 
-// NewCatalog returns the roles of a policy document.
-func NewCatalog(d *Document) *Catalog { return &Catalog{roles: d.Roles} }
+// NewCatalog returns the roles and permission ids of a policy document.
+func NewCatalog(d *Document) *Catalog {
+	return &Catalog{roles: d.Roles, permissions: d.PermissionIDs()}
+}
 
-// StaticCatalog returns the roles of the embedded static data.
+// StaticCatalog returns the vocabulary of the embedded static data.
 func StaticCatalog() (*Catalog, error) {
 	d, err := StaticDocument()
 	if err != nil {
@@ -47,6 +53,12 @@ func (c *Catalog) Defined(role string) bool {
 // API: any defined role except PlatformAdmin and ServiceSystem.
 func (c *Catalog) Assignable(role string) bool {
 	return c.Defined(role) && role != RolePlatformAdmin && role != RoleServiceSystem
+}
+
+// Declared reports whether id is a declared permission id.
+func (c *Catalog) Declared(id string) bool {
+	_, found := slices.BinarySearch(c.permissions, id)
+	return found
 }
 
 // Names returns the defined role names, sorted.

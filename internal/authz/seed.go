@@ -3,6 +3,7 @@ package authz
 import (
 	"strings"
 
+	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -11,7 +12,7 @@ import (
 // role, joined by "-" and lowercased (authz.md).
 func SeedName(principal, workspace, role string) string {
 	p := principal
-	if p == "*" {
+	if p == ident.Wildcard {
 		p = "wildcard"
 	}
 	p = strings.NewReplacer("@", "-", ".", "-").Replace(p)
@@ -24,9 +25,9 @@ func SeedName(principal, workspace, role string) string {
 func Seed(adminEmail, defaultWorkspace string) store.Seed {
 	type grant struct{ principal, workspace, role string }
 	grants := []grant{
-		{"*", defaultWorkspace, "Editor"},
-		{"*", store.SystemWorkspace, "Viewer"},
-		{"*", store.SystemWorkspace, "WorkspaceCreator"},
+		{ident.Wildcard, defaultWorkspace, "Editor"},
+		{ident.Wildcard, store.SystemWorkspace, "Viewer"},
+		{ident.Wildcard, store.SystemWorkspace, "WorkspaceCreator"},
 	}
 	if adminEmail != "" {
 		grants = append([]grant{{adminEmail, store.SystemWorkspace, RolePlatformAdmin}}, grants...)

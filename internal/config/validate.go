@@ -8,9 +8,10 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // problem is a validation error about one key.
@@ -105,7 +106,7 @@ func (c *Config) validateAuth(p *problems) {
 	positive(p, "auth.propagation_poll_interval_seconds", a.PropagationPollIntervalSeconds)
 	atLeast(p, "auth.propagation_timeout_seconds", a.PropagationTimeoutSeconds, 0)
 	inRange(p, "auth.token_leeway_seconds", a.TokenLeewaySeconds, 0, 300)
-	if a.AdminEmail != nil && !emailPattern.MatchString(*a.AdminEmail) {
+	if a.AdminEmail != nil && !ident.ValidEmail(*a.AdminEmail) {
 		p.errorf("auth.admin_email", "invalid email address %q", *a.AdminEmail)
 	}
 	if a.DefaultWorkspace == "" {
@@ -342,9 +343,6 @@ func validateDevIDPUser(p *problems, key string, u *DevIDPUser, seen map[string]
 	}
 	seen[u.Username] = true
 }
-
-// emailPattern is the X-NMP-Principal-Email format of authn.md.
-var emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+$`)
 
 func atLeast(p *problems, key string, v, lo int) {
 	if v < lo {

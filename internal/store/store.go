@@ -202,10 +202,12 @@ type ChangeFeed interface {
 	WatchPolicy(ctx context.Context, emit func(PolicyEvent)) error
 }
 
-// Visibility restricts a list to workspaces in which one of Principals
-// holds an active binding. A nil *Visibility means no restriction.
+// Visibility restricts a list to the named workspaces. The policy decision
+// point computes the set; the store only filters by it (before counting
+// and paging, so totals stay exact). A nil *Visibility means no
+// restriction; an empty Workspaces shows nothing.
 type Visibility struct {
-	Principals []string
+	Workspaces []string
 }
 
 // Store is the persistence interface of the platform. Every method is safe

@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // numeric reads a NumericDate claim: absent or null → present false; a
@@ -119,9 +120,9 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 	switch {
 	case id == "":
 		return nil, reject(ReasonMissingClaim, "sub missing")
-	case isReserved(id):
+	case ident.Reserved(id):
 		return nil, reject(ReasonReservedSubject, "subject %s uses a reserved prefix", clip(id))
-	case !authn.ValidPrincipalID(id):
+	case !ident.ValidPrincipalID(id):
 		return nil, reject(ReasonInvalidSubject, "subject is not a valid principal id")
 	}
 	p := &authn.Principal{ID: id}
@@ -135,7 +136,7 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 
 	// Email.
 	if raw, ok := claims[v.emailClaim]; ok && raw != nil {
-		if s, ok := raw.(string); ok && authn.ValidEmail(s) && !hasControl(s) {
+		if s, ok := raw.(string); ok && ident.ValidEmail(s) && !hasControl(s) {
 			p.Email = s
 		} else if raw != "" {
 			warn(v.emailClaim, 1)
@@ -171,7 +172,7 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 		dropped++
 	}
 	for _, g := range items {
-		if !authn.ValidPrincipalID(g) || isReserved(g) {
+		if !ident.ValidPrincipalID(g) || ident.Reserved(g) {
 			dropped++
 			continue
 		}
@@ -204,7 +205,7 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 		if v.scopePrefix != "" {
 			s = strings.TrimPrefix(s, v.scopePrefix)
 		}
-		if s == "" || hasControl(s) || authn.PermissionShaped(s) {
+		if s == "" || hasControl(s) || ident.PermissionShaped(s) {
 			continue
 		}
 		p.Scopes = append(p.Scopes, s)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 var knownReasons = map[string]bool{
@@ -94,22 +95,22 @@ func checkRefusal(t *testing.T, err error) {
 
 func checkPrincipal(t *testing.T, p *authn.Principal) {
 	t.Helper()
-	if !authn.ValidPrincipalID(p.ID) || isReserved(p.ID) {
+	if !ident.ValidPrincipalID(p.ID) || ident.Reserved(p.ID) {
 		t.Fatalf("principal id %q accepted", p.ID)
 	}
-	if p.Email != "" && !authn.ValidEmail(p.Email) {
+	if p.Email != "" && !ident.ValidEmail(p.Email) {
 		t.Fatalf("email %q accepted", p.Email)
 	}
 	if len(p.Groups) > maxGroups {
 		t.Fatalf("%d groups accepted", len(p.Groups))
 	}
 	for _, g := range p.Groups {
-		if !authn.ValidPrincipalID(g) || isReserved(g) {
+		if !ident.ValidPrincipalID(g) || ident.Reserved(g) {
 			t.Fatalf("group %q accepted", g)
 		}
 	}
 	for _, s := range p.Scopes {
-		if s == "" || authn.PermissionShaped(s) || strings.ContainsAny(s, " \t\r\n") {
+		if s == "" || ident.PermissionShaped(s) || strings.ContainsAny(s, " \t\r\n") {
 			t.Fatalf("scope %q accepted", s)
 		}
 	}

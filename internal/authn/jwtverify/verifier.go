@@ -17,13 +17,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // Reasons of refused tokens (the security-log sub-reason).
@@ -50,7 +50,7 @@ const (
 const (
 	maxTokenSize     = 16 << 10
 	maxStaleAge      = 24 * time.Hour
-	maxGroups        = 100
+	maxGroups        = ident.MaxListItems
 	defaultCacheSize = 10_000
 	algNone          = "none"
 )
@@ -393,12 +393,4 @@ func clonePrincipal(p *authn.Principal) *authn.Principal {
 	c.Groups = append([]string(nil), p.Groups...)
 	c.Scopes = append([]string(nil), p.Scopes...)
 	return &c
-}
-
-// isReserved reports ids only identity headers (service:) or access keys
-// (service-account:) may carry. Compared case-insensitively, which is
-// stricter than authn.IsService.
-func isReserved(id string) bool {
-	l := strings.ToLower(id)
-	return strings.HasPrefix(l, "service:") || strings.HasPrefix(l, "service-account:")
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strconv"
@@ -29,6 +30,9 @@ type dialect struct {
 	// string.
 	dataText func(col string) string
 	dataPath func(segs []string) string
+	// inSet is a condition, with its one parameter, that expr is one of
+	// values (a non-empty set of strings).
+	inSet func(expr string, values []string) (string, any)
 	// lockPolicy serializes binding writers for the rest of the transaction.
 	lockPolicy     string
 	lockMigrations func(ctx context.Context, c conn) error
@@ -87,6 +91,10 @@ var sqliteDialect = &dialect{
 		}
 		return b.String()
 	},
+	inSet: func(expr string, values []string) (string, any) {
+		doc, _ := json.Marshal(values) // a []string always marshals
+		return expr + " IN (SELECT value FROM json_each(?))", string(doc)
+	},
 	lockPolicy:     `SELECT revision FROM policy_state WHERE id = 1`,
 	lockMigrations: func(context.Context, conn) error { return nil }, // BEGIN IMMEDIATE
 	notify:         func(context.Context, conn, int64) error { return nil },
@@ -129,6 +137,9 @@ var postgresDialect = &dialect{
 	},
 	dataPath: func(segs []string) string {
 		return "{" + strings.Join(segs, ",") + "}"
+	},
+	inSet: func(expr string, values []string) (string, any) {
+		return expr + " = ANY(?)", values // pgx sends a []string as text[]
 	},
 	lockPolicy: `SELECT revision FROM policy_state WHERE id = 1 FOR UPDATE`,
 	lockMigrations: func(ctx context.Context, c conn) error {

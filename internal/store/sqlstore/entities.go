@@ -126,7 +126,7 @@ func (s *Store) ListEntities(ctx context.Context, workspace, entityType string, 
 		l := &listQuery{selectCols: entityCols, from: entityFrom, idExpr: "e.id", columns: entityColumns, dataCol: "e.data"}
 		l.and("e.entity_type = ?", entityType)
 		if workspace == store.AllWorkspaces {
-			restrictVisible(l, "w.name", vis)
+			restrictVisible(s.d, l, "w.name", vis)
 		} else {
 			if _, err := getWorkspace(ctx, c, workspace); err != nil {
 				return err

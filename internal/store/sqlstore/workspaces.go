@@ -88,26 +88,22 @@ func (s *Store) GetWorkspace(ctx context.Context, name string) (store.Workspace,
 // ListWorkspaces lists workspaces visible to vis (all when nil).
 func (s *Store) ListWorkspaces(ctx context.Context, opts store.ListOptions, vis *store.Visibility) (store.Page[store.Workspace], error) {
 	l := &listQuery{selectCols: workspaceCols, from: "workspaces w", idExpr: "w.id", columns: workspaceColumns}
-	restrictVisible(l, "w.name", vis)
+	restrictVisible(s.d, l, "w.name", vis)
 	return runList(ctx, s.read(), l, opts, readWorkspace)
 }
 
-// restrictVisible keeps rows whose workspace (expr) has an active binding
-// for one of vis's principals.
-func restrictVisible(l *listQuery, workspaceExpr string, vis *store.Visibility) {
+// restrictVisible keeps rows whose workspace name (expr) is in vis, with
+// one parameter whatever the size of the set.
+func restrictVisible(d *dialect, l *listQuery, workspaceExpr string, vis *store.Visibility) {
 	if vis == nil {
 		return
 	}
-	if len(vis.Principals) == 0 {
+	if len(vis.Workspaces) == 0 {
 		l.and("1 = 0")
 		return
 	}
-	args := make([]any, len(vis.Principals))
-	for i, p := range vis.Principals {
-		args[i] = p
-	}
-	l.and(`EXISTS (SELECT 1 FROM role_bindings vb WHERE vb.workspace = `+workspaceExpr+
-		` AND vb.revoked_at IS NULL AND vb.principal IN (`+placeholders(len(args))+`))`, args...)
+	cond, arg := d.inSet(workspaceExpr, vis.Workspaces)
+	l.and(cond, arg)
 }
 
 // UpdateWorkspace replaces the description.

@@ -304,27 +304,47 @@ func testWorkspaceList(t *testing.T, s store.Store) {
 	}
 }
 
+// testWorkspaceVisibility: a visibility set restricts the list to the
+// named workspaces (names that do not exist are ignored), before counting
+// and paging; bindings play no part in the store's filter.
 func testWorkspaceVisibility(t *testing.T, s store.Store) {
 	mustCreateWorkspace(t, s, "alices", "alice@example.com")
 	mustCreateWorkspace(t, s, "bobs", "bob@example.com")
 	mustCreateWorkspace(t, s, "group-ws", "")
-	must[store.MemberChange](t)(s.AddMember(ctx, "group-ws", "ml-group", []string{"Viewer"}, "x"))
+	mustCreateWorkspace(t, s, "unbound", "")
+	many := []string{"alices", "default", "system"}
+	for i := range 500 {
+		many = append(many, fmt.Sprintf("absent-%d", i))
+	}
+	byName := store.ListOptions{Page: 1, PageSize: 100, SortField: "name"}
 	tests := []struct {
-		name       string
-		principals []string
-		want       []string
+		name  string
+		vis   *store.Visibility
+		opts  store.ListOptions
+		want  []string
+		total int
 	}{
-		{"alice and wildcard", []string{"alice@example.com", "*"}, []string{"alices", "default", "system"}},
-		{"group", []string{"ml-group"}, []string{"group-ws"}},
-		{"nobody", []string{}, []string{}},
+		{"no restriction", nil, byName, []string{"alices", "bobs", "default", "group-ws", "system", "unbound"}, 6},
+		{"named", &store.Visibility{Workspaces: []string{"alices", "default", "system"}}, byName, []string{"alices", "default", "system"}, 3},
+		{"without any binding", &store.Visibility{Workspaces: []string{"unbound"}}, byName, []string{"unbound"}, 1},
+		{"unknown names ignored", &store.Visibility{Workspaces: []string{"group-ws", "nope"}}, byName, []string{"group-ws"}, 1},
+		{"a large set is one parameter", &store.Visibility{Workspaces: many}, byName, []string{"alices", "default", "system"}, 3},
+		{"empty set shows nothing", &store.Visibility{Workspaces: []string{}}, byName, []string{}, 0},
+		{"nil set shows nothing", &store.Visibility{}, byName, []string{}, 0},
+		{"paged after filtering", &store.Visibility{Workspaces: []string{"alices", "bobs", "default", "system"}},
+			store.ListOptions{Page: 2, PageSize: 3, SortField: "name"}, []string{"system"}, 4},
+		{"past the end counts the filtered rows", &store.Visibility{Workspaces: []string{"alices", "bobs"}},
+			store.ListOptions{Page: 5, PageSize: 1, SortField: "name"}, []string{}, 2},
+		{"with a filter", &store.Visibility{Workspaces: []string{"alices", "bobs", "default"}},
+			store.ListOptions{Page: 1, PageSize: 100, SortField: "name", Filters: []store.Filter{{Field: "name", Op: store.OpLike, Values: []string{"S"}}}},
+			[]string{"alices", "bobs"}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			page := must[store.Page[store.Workspace]](t)(s.ListWorkspaces(ctx,
-				store.ListOptions{Page: 1, PageSize: 100, SortField: "name"}, &store.Visibility{Principals: tc.principals}))
+			page := must[store.Page[store.Workspace]](t)(s.ListWorkspaces(ctx, tc.opts, tc.vis))
 			equal(t, "visible", names(page.Items, wsName), tc.want)
-			if page.TotalResults != len(tc.want) {
-				t.Fatalf("total %d", page.TotalResults)
+			if page.TotalResults != tc.total {
+				t.Fatalf("total %d, want %d", page.TotalResults, tc.total)
 			}
 		})
 	}
@@ -758,7 +778,11 @@ func testEntityFilters(t *testing.T, s store.Store) {
 	}{
 		{"one workspace", "ws1", nil, nil, []string{"a", "b"}},
 		{"all workspaces", "-", nil, nil, []string{"a", "b", "c", "d"}},
-		{"all visible to alice", "-", &store.Visibility{Principals: []string{"alice"}}, nil, []string{"a", "b"}},
+		{"all, restricted to ws1", "-", &store.Visibility{Workspaces: []string{"ws1"}}, nil, []string{"a", "b"}},
+		{"all, restricted to ws2 and an unknown one", "-", &store.Visibility{Workspaces: []string{"nope", "ws2"}}, nil, []string{"c", "d"}},
+		{"all, nothing visible", "-", &store.Visibility{Workspaces: []string{}}, nil, []string{}},
+		{"restriction and data filter", "-", &store.Visibility{Workspaces: []string{"ws2"}}, []store.Filter{{Field: "data.target", Op: store.OpLike, Values: []string{"gpu"}}}, []string{"c"}},
+		{"one workspace ignores the restriction", "ws1", &store.Visibility{Workspaces: []string{"ws2"}}, nil, []string{"a", "b"}},
 		{"data like", "-", nil, []store.Filter{{Field: "data.target", Op: store.OpLike, Values: []string{"gpu"}}}, []string{"a", "c"}},
 		{"data eq", "-", nil, []store.Filter{{Field: "data.target", Op: store.OpEq, Values: []string{"cpu"}}}, []string{"b"}},
 		{"data in", "-", nil, []store.Filter{{Field: "data.target", Op: store.OpIn, Values: []string{"cpu", "gpu-small"}}}, []string{"b", "c"}},
