@@ -15,6 +15,7 @@ import (
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
+	"github.com/nmp-project/nmp/internal/policysync"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -31,9 +32,6 @@ type Options struct {
 	Health  *health.State
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
-	// Engine is read only by the /status handler (policy revision and
-	// last full reload); it makes no decision.
-	Engine *authz.Engine
 	// PDP makes every authorization decision: the middleware, the gateway
 	// callout, the PDP entrypoints, self-check, list visibility and the
 	// role-binding admin check.
@@ -54,6 +52,8 @@ type Propagation interface {
 	// Await returns nil once revision is applied here, an error when
 	// applying it failed, or ctx's error.
 	Await(ctx context.Context, revision int64) error
+	// Status reports the applied and known revisions for /status.
+	Status() policysync.Status
 }
 
 // Server holds the API's dependencies.
@@ -64,7 +64,6 @@ type Server struct {
 	health             *health.State
 	metrics            *metrics.Metrics
 	log                *slog.Logger
-	engine             *authz.Engine // for /status only
 	pdp                pdp.DecisionPoint
 	ident              *authn.Identifier
 	idp                *authn.DiscoveryCache
@@ -76,7 +75,7 @@ type Server struct {
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, engine: o.Engine, pdp: o.PDP, idp: o.IdP, propagation: o.Propagation,
+		log: o.Logger, pdp: o.PDP, idp: o.IdP, propagation: o.Propagation,
 		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second

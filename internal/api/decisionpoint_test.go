@@ -145,7 +145,7 @@ func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url 
 	cfg.Auth.AuthenticateAuthorize = true
 	logs = &testenv.Buffer{}
 	h := api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: health.New("policy"),
-		Metrics: metrics.New(), Logger: slog.New(slog.NewTextHandler(logs, nil)), Engine: engine, PDP: dp, Tokens: tokens{}})
+		Metrics: metrics.New(), Logger: slog.New(slog.NewTextHandler(logs, nil)), PDP: dp, Tokens: tokens{}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL, logs

@@ -33,19 +33,23 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 			}
 		}
 	}
-	var lastReload any
-	if t := s.engine.LastFullReload(); !t.IsZero() {
-		lastReload = store.NewTimestamp(t)
+	policy := map[string]any{"provider": s.cfg.Auth.PolicyDecisionPointProvider, "revision": nil,
+		"last_full_reload": nil, "committed_revision": nil, "error": nil}
+	if s.propagation != nil {
+		ps := s.propagation.Status()
+		policy["revision"], policy["committed_revision"] = ps.Applied, max(ps.Known, ps.Applied)
+		if !ps.LastFullLoad.IsZero() {
+			policy["last_full_reload"] = store.NewTimestamp(ps.LastFullLoad)
+		}
+		if ps.Err != nil {
+			policy["error"] = ps.Err.Error()
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":      status,
 		"services":    map[string]any{"ready": ready, "not_ready": notReady},
 		"controllers": map[string]any{"healthy": true, "status": map[string]any{}},
-		"policy": map[string]any{
-			"provider":         s.cfg.Auth.PolicyDecisionPointProvider,
-			"revision":         s.engine.Revision(),
-			"last_full_reload": lastReload,
-		},
+		"policy":      policy,
 	})
 	return nil
 }

@@ -228,7 +228,7 @@ func TestPDPUnavailable(t *testing.T) {
 			cfg.Auth.PolicyDecisionPointProvider = tc.provider
 			h := api.New(api.Options{Config: cfg, Roles: authz.NewCatalog(doc), Health: health.New("policy"),
 				Metrics: metrics.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-				Engine: engine, PDP: pdp.NewEmbedded(engine)})
+				PDP: pdp.NewEmbedded(engine)})
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			for _, ep := range []string{"allow", "has_permissions", "has_role"} {

@@ -141,6 +141,11 @@ func TestPropagationFailureIsNotReportedComplete(t *testing.T) {
 	if resp, _ := call(t, srv, "bob", "POST", "/v2/workspaces/ml/projects", `{"name":"proj-a"}`); resp.StatusCode != 403 {
 		t.Fatalf("bob's grant is not applied here yet, so 403 expected, got %d", resp.StatusCode)
 	}
+	_, status := call(t, srv, "", "GET", "/status", "")
+	policy, _ := status["policy"].(map[string]any)
+	if status["status"] != "degraded" || policy["error"] == nil || !(policy["committed_revision"].(float64) > policy["revision"].(float64)) {
+		t.Fatalf("/status while behind: %v", status)
+	}
 	if m := metricsBody(t, srv); !strings.Contains(m, "nmp_policy_sync_failures_total") || strings.Contains(m, "nmp_policy_sync_failures_total 0\n") {
 		t.Fatalf("failures not counted:\n%s", grepLines(m, "nmp_policy_sync"))
 	}

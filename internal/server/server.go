@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		tokens = v
 	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
-		Metrics: s.metrics, Logger: log, Engine: s.engine, PDP: pdp.NewEmbedded(s.engine),
+		Metrics: s.metrics, Logger: log, PDP: pdp.NewEmbedded(s.engine),
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: time.Duration(cfg.Auth.PropagationTimeoutSeconds) * time.Second})
 	if cfg.DatabaseKind() == config.DatabaseSQLite {
