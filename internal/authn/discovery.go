@@ -103,9 +103,11 @@ func (c *DiscoveryCache) Get(ctx context.Context) (*ProviderMetadata, error) {
 	if c.doc != nil && c.TTL > 0 && now.Sub(c.fetched) < c.TTL {
 		return c.doc, nil
 	}
+	// On an error doc is never used: FetchProviderMetadata returns the
+	// document of another issuer alongside ErrIssuerMismatch, and nothing
+	// in it may be served or cached.
 	doc, err := FetchProviderMetadata(ctx, c.Client, c.Issuer)
 	if err != nil {
-		doc = nil
 		if c.doc != nil {
 			return c.doc, errors.Join(errors.New("serving the last good discovery document"), err)
 		}

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -63,5 +64,35 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 	c := &DiscoveryCache{Issuer: srv.URL, Client: srv.Client(), Now: time.Now}
 	if md, err := c.Get(context.Background()); err == nil || md != nil {
 		t.Fatalf("a document naming another issuer was accepted: %+v", md)
+	}
+}
+
+// A document naming another issuer is never served or cached, also when a
+// good copy is at hand: the good copy is served with the error.
+func TestDiscoveryIssuerMismatchKeepsLastGoodCopy(t *testing.T) {
+	var issuer string
+	var evil atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		doc := map[string]string{"issuer": issuer, "token_endpoint": issuer + "/token"}
+		if evil.Load() {
+			doc = map[string]string{"issuer": "https://evil.example", "token_endpoint": "https://evil.example/token"}
+		}
+		if err := json.NewEncoder(w).Encode(doc); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	c := &DiscoveryCache{Issuer: issuer, Client: srv.Client(), Now: time.Now} // TTL 0: fetch every time
+	ctx := context.Background()
+	if md, err := c.Get(ctx); err != nil || md.TokenEndpoint != issuer+"/token" {
+		t.Fatalf("first fetch: %+v %v", md, err)
+	}
+	evil.Store(true)
+	for range 2 {
+		md, err := c.Get(ctx)
+		if !errors.Is(err, ErrIssuerMismatch) || md == nil || md.TokenEndpoint != issuer+"/token" {
+			t.Fatalf("after the issuer changed: %+v %v", md, err)
+		}
 	}
 }
