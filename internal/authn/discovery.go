@@ -47,7 +47,7 @@ func FetchIdP(ctx context.Context, client *http.Client, url string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // only read from: a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxIdPResponseBytes))
 		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)

@@ -417,8 +417,7 @@ func loginBrowser(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Conf
 	cfg.RedirectURL = fmt.Sprintf("http://127.0.0.1:%d/callback", ln.Addr().(*net.TCPAddr).Port)
 	stateBytes := make([]byte, 32)
 	if _, err := rand.Read(stateBytes); err != nil {
-		ln.Close()
-		return nil, LocalError(err)
+		return nil, LocalError(errors.Join(err, ln.Close()))
 	}
 	state := base64.RawURLEncoding.EncodeToString(stateBytes)
 	verifier := oauth2.GenerateVerifier()

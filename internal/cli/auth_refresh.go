@@ -233,7 +233,7 @@ func postRefresh(ctx context.Context, o *client.OIDCDiscovery, refreshToken, sco
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // only read from: a close error loses nothing
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
 	if err != nil {
 		return nil, err

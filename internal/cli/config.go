@@ -186,8 +186,8 @@ func checkReadableFile(path string) (string, error) {
 	if err != nil {
 		return "", LocalError(err)
 	}
-	defer f.Close()
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+	info, err := f.Stat()
+	if err := errors.Join(err, f.Close()); err != nil || !info.Mode().IsRegular() {
 		return "", LocalError(fmt.Errorf("%s is not a regular file", abs))
 	}
 	return abs, nil

@@ -114,7 +114,7 @@ func runQuickstartServer(cmd *cobra.Command, app *App, cfg *config.Config, log *
 	}
 	ln, err := net.Listen("tcp", srv.Addr())
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", srv.Addr(), err)
+		return errors.Join(fmt.Errorf("listen on %s: %w", srv.Addr(), err), closeStore(srv))
 	}
 	if err := app.UpdateConfig(func(f *clientconfig.File) error {
 		ctx, _ := f.EnsureContext(quickstartContext, baseURL)
@@ -124,8 +124,7 @@ func runQuickstartServer(cmd *cobra.Command, app *App, cfg *config.Config, log *
 		f.CurrentContext = quickstartContext
 		return nil
 	}); err != nil {
-		ln.Close()
-		return err
+		return errors.Join(err, ln.Close(), closeStore(srv))
 	}
 	fmt.Fprintf(app.Stderr, `
 nmp quickstart is running: platform %s, development IdP %s
@@ -138,6 +137,15 @@ The client context %q is active. Sign in (passwords are in %s, mode 0600):
 Press Ctrl-C to stop.
 `, baseURL, cfg.Auth.OIDC.Issuer, quickstartContext, usersFile)
 	return srv.Serve(cmd.Context(), ln)
+}
+
+// closeStore closes the store of a server that will not serve (Serve
+// closes it otherwise).
+func closeStore(srv *server.Server) error {
+	if err := srv.Store().Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
 }
 
 // loadQuickstartState reads <data_dir>/quickstart.yaml, creating it with
@@ -181,8 +189,7 @@ func loadQuickstartState(dataDir string) (*quickstartState, string, error) {
 		return nil, path, err
 	}
 	if _, err := f.Write(out); err != nil {
-		f.Close()
-		return nil, path, err
+		return nil, path, errors.Join(err, f.Close())
 	}
 	return st, path, f.Close()
 }

@@ -131,7 +131,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		c.logf("%s %s -> failed (%s)", method, logURL(req.URL), since(start))
 		return &NetworkError{Method: method, URL: logURL(req.URL), Err: unwrapURLError(err)}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // only read from: a close error loses nothing
 	c.logf("%s %s -> %d (%s)", method, logURL(req.URL), resp.StatusCode, since(start))
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -38,7 +38,7 @@ func LoadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 	return createKey(path)
 }
 
-func createKey(path string) (*rsa.PrivateKey, error) {
+func createKey(path string) (_ *rsa.PrivateKey, err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create directory for the dev IdP signing key: %w", err)
@@ -60,7 +60,12 @@ func createKey(path string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write dev IdP signing key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() {
+		// The temporary file holds a copy of the private key: it must go.
+		if rerr := os.Remove(tmp.Name()); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove temporary dev IdP signing key: %w", rerr))
+		}
+	}()
 	if err := writeAndSync(tmp, pemBytes); err != nil {
 		return nil, fmt.Errorf("write dev IdP signing key: %w", err)
 	}
@@ -82,23 +87,22 @@ func createKey(path string) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("write dev IdP signing key: %w", err)
 	}
 	if err := writeAndSync(f, pemBytes); err != nil {
-		return nil, fmt.Errorf("write dev IdP signing key: %w", err)
+		// A partial key file would make every later start fail.
+		return nil, fmt.Errorf("write dev IdP signing key: %w", errors.Join(err, os.Remove(path)))
 	}
 	return key, nil
 }
 
+// writeAndSync writes data to f, syncs and closes it.
 func writeAndSync(f *os.File, data []byte) error {
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	return f.Close()
 }

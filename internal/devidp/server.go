@@ -66,8 +66,7 @@ func Start(ctx context.Context, cfg *config.Config, listen string, log *slog.Log
 	}
 	p, err := New(cfg.DevIDP, issuer, key, append([]Option{WithLogger(log)}, opts...)...)
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return nil, errors.Join(err, ln.Close())
 	}
 	srv := &http.Server{
 		Handler:           p.Handler(),

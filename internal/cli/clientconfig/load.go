@@ -26,19 +26,24 @@ func Load(path string, warn io.Writer) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	defer file.Close()
+	data, err := readConfigFile(file, path, warn)
+	if err := errors.Join(err, file.Close()); err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	return decode(path, data, time.Now())
+}
+
+// readConfigFile reads the open config file, warning when group or
+// others can access it.
+func readConfigFile(file *os.File, path string, warn io.Writer) ([]byte, error) {
 	info, err := file.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading config file: %w", err)
+		return nil, err
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 && warn != nil {
 		fmt.Fprintf(warn, "Warning: config file %s is accessible by group or others (mode %04o); it will be restricted to 0600 on the next write\n", path, perm)
 	}
-	data, err := io.ReadAll(file)
-	if err != nil {
-		return nil, fmt.Errorf("reading config file: %w", err)
-	}
-	return decode(path, data, time.Now())
+	return io.ReadAll(file)
 }
 
 // decode parses, migrates and validates the file contents.
