@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // call sends a request and returns the status, headers and raw body.
@@ -31,7 +32,7 @@ func call(t *testing.T, method, url, body string, header ...string) (int, http.H
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // as sends a request with development-mode identity headers.
@@ -141,7 +142,7 @@ func TestIdentityHeaderValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	testenv.Close(t, resp.Body)
 	if resp.StatusCode != 400 {
 		t.Fatalf("repeated header: %d", resp.StatusCode)
 	}

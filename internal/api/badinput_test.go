@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // TestBadInput sends malformed requests to every endpoint: each gets a
@@ -157,7 +158,7 @@ func TestBodyTooLarge(t *testing.T) {
 				t.Fatal(err)
 			}
 			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if resp.StatusCode != 413 || !strings.Contains(string(b), `"body_too_large"`) {
 				t.Fatalf("got %d %s", resp.StatusCode, b)
 			}

@@ -114,7 +114,7 @@ func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { testenv.Close(t, st) })
 	if err := st.EnsureBuiltins(ctx, store.Seed{}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,9 +136,11 @@ func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url 
 		t.Fatal(err)
 	}
 	if engineAllows {
-		engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
+		if err := engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
 			{ID: "1", Principal: "alice", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},
-		}}, time.Now())
+		}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := config.Default()
 	cfg.Auth.Enabled = true

@@ -21,11 +21,13 @@ func idpDiscovery(t *testing.T) (*httptest.Server, *atomic.Int32) {
 			return
 		}
 		hits.Add(1)
-		json.NewEncoder(w).Encode(map[string]string{
+		if err := json.NewEncoder(w).Encode(map[string]string{
 			"issuer": srv.URL, "authorization_endpoint": srv.URL + "/authorize", "token_endpoint": srv.URL + "/token",
 			"device_authorization_endpoint": srv.URL + "/device_authorization", "userinfo_endpoint": srv.URL + "/userinfo",
 			"jwks_uri": srv.URL + "/jwks",
-		})
+		}); err != nil {
+			t.Error(err)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &hits

@@ -22,7 +22,9 @@ func TestDiscoveryCache(t *testing.T) {
 			return
 		}
 		hits.Add(1)
-		json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "token_endpoint": issuer + "/token"})
+		if err := json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "token_endpoint": issuer + "/token"}); err != nil {
+			t.Error(err)
+		}
 	}))
 	defer srv.Close()
 	issuer = srv.URL
@@ -58,7 +60,9 @@ func TestDiscoveryCache(t *testing.T) {
 
 func TestDiscoveryIssuerMismatch(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{"issuer": "https://evil.example"})
+		if err := json.NewEncoder(w).Encode(map[string]string{"issuer": "https://evil.example"}); err != nil {
+			t.Error(err)
+		}
 	}))
 	defer srv.Close()
 	c := &DiscoveryCache{Issuer: srv.URL, Client: srv.Client(), Now: time.Now}

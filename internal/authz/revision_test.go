@@ -13,6 +13,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // openStore opens a seeded SQLite store in a temporary directory.
@@ -23,7 +24,7 @@ func openStore(t testing.TB) *sqlstore.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { testenv.Close(t, st) })
 	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,9 @@ func loadedEngine(t *testing.T, bindings ...[3]string) *authz.Engine {
 	for i, b := range bindings {
 		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b[0], Workspace: b[1], Role: b[2], Revision: 1})
 	}
-	e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now())
+	if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -47,8 +49,10 @@ func TestVisibleWorkspaces(t *testing.T) {
 	for i := range 9 {
 		ws := fmt.Sprintf("w%d", i)
 		many = append(many, ws)
-		e.Apply(store.PolicyBindings{Revision: int64(2 + i), Bindings: []store.RoleBinding{
-			{ID: "m" + ws, Principal: "carol", Workspace: ws, Role: "Viewer", Revision: int64(2 + i)}}})
+		if err := e.Apply(store.PolicyBindings{Revision: int64(2 + i), Bindings: []store.RoleBinding{
+			{ID: "m" + ws, Principal: "carol", Workspace: ws, Role: "Viewer", Revision: int64(2 + i)}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tests := []struct {
 		name string
@@ -75,8 +79,10 @@ func TestVisibleWorkspaces(t *testing.T) {
 	}
 
 	// A revocation takes the workspace away.
-	e.Apply(store.PolicyBindings{Revision: 100, Bindings: []store.RoleBinding{
-		{ID: "mw3", Principal: "carol", Workspace: "w3", Role: "Viewer", Revision: 100, RevokedAt: &store.Timestamp{}}}})
+	if err := e.Apply(store.PolicyBindings{Revision: 100, Bindings: []store.RoleBinding{
+		{ID: "mw3", Principal: "carol", Workspace: "w3", Role: "Viewer", Revision: 100, RevokedAt: &store.Timestamp{}}}}); err != nil {
+		t.Fatal(err)
+	}
 	got := e.VisibleWorkspaces(authz.Subject{PrincipalID: "carol"})
 	for _, ws := range got.Workspaces {
 		if ws == "w3" {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // devIDPOutput is a stderr that the test reads while the command runs.
@@ -120,7 +121,7 @@ func TestDevIDPServesUntilCancelled(t *testing.T) {
 			}
 			var doc map[string]any
 			_ = json.NewDecoder(resp.Body).Decode(&doc)
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if doc["issuer"] != m[2] || !strings.HasSuffix(m[2], ":"+port) {
 				t.Fatalf("discovery issuer %v, logged issuer %s", doc["issuer"], m[2])
 			}

@@ -49,7 +49,7 @@ func (w *webDriver) call(method, url string, in, out any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(w.t, resp.Body)
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s %s: HTTP %d: %.300s", method, url, resp.StatusCode, raw)

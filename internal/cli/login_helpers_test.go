@@ -275,7 +275,7 @@ func readBody(t *testing.T, do func() (*http.Response, error)) (int, string, str
 		t.Errorf("request: %v", err)
 		return 0, "", ""
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), resp.Request.URL.String()
 }

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nmp-project/nmp/internal/client"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 const testPassword = "pw-Secret-8d1e4c"
@@ -319,7 +320,7 @@ func TestLoginExitCodes(t *testing.T) {
 							return
 						}
 						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
+						testenv.Close(t, resp.Body)
 						page = string(b)
 					})
 					return nil

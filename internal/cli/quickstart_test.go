@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nmp-project/nmp/internal/cli"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func freePort(t *testing.T) int {
@@ -24,7 +25,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer testenv.Close(t, ln)
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -49,7 +50,7 @@ func TestQuickstart(t *testing.T) {
 	for {
 		resp, err := http.Get(base + "/health/ready")
 		if err == nil {
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if resp.StatusCode == 200 {
 				break
 			}
@@ -91,8 +92,10 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.NewDecoder(resp.Body).Decode(&disc)
-	resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	testenv.Close(t, resp.Body)
 	oidc, _ := disc["oidc"].(map[string]any)
 	if disc["auth_enabled"] != true || oidc == nil || oidc["token_endpoint"] == nil {
 		t.Fatalf("discovery %v", disc)
@@ -106,7 +109,7 @@ func TestQuickstart(t *testing.T) {
 		if err != nil || resp.StatusCode != 401 {
 			t.Fatalf("%v: %v %v", hdr, resp, err)
 		}
-		resp.Body.Close()
+		testenv.Close(t, resp.Body)
 	}
 
 	// alice signs in at the dev IdP (password grant) and lists workspaces.
@@ -122,7 +125,7 @@ func TestQuickstart(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("authenticated list: %v %v", resp, err)
 	}
-	resp.Body.Close()
+	testenv.Close(t, resp.Body)
 
 	cancel()
 	select {

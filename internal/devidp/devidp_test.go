@@ -18,6 +18,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func TestDiscovery(t *testing.T) {
@@ -114,7 +115,7 @@ func TestRoutes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("%s %s: HTTP %d, want %d", tt.method, tt.path, resp.StatusCode, tt.want)
 			}
@@ -567,7 +568,7 @@ func TestAuthorizeRequestValidation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if tt.wantPage != 0 {
 				if resp.StatusCode != tt.wantPage {
 					t.Fatalf("HTTP %d (Location %q), want %d", resp.StatusCode, resp.Header.Get("Location"), tt.wantPage)
@@ -994,7 +995,7 @@ func TestUserinfo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
+			defer testenv.Close(t, resp.Body)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("HTTP %d, want %d", resp.StatusCode, tt.status)
 			}
@@ -1057,8 +1058,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	for _, f := range flows {
 		f.get(d, f.client, []string{"openid", "offline_access"})
 	}
-	d.password("nmp-cli", "alice", "wrong-"+alicePassword)
-	d.password("nmp-cli", typo, alicePassword)
+	if _, err := d.password("nmp-cli", "alice", "wrong-"+alicePassword); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if _, err := d.password("nmp-cli", typo, alicePassword); err == nil {
+		t.Fatal("unknown username accepted")
+	}
 	_, err := clientCredentials(d.oauth("ci", "wrong-"+ciSecret))
 	if err == nil {
 		t.Fatal("wrong secret accepted")

@@ -257,7 +257,7 @@ func (d *idp) post(path string, form url.Values, user, pass string) (int, map[st
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(d.t, resp.Body)
 	body := map[string]any{}
 	raw, _ := io.ReadAll(resp.Body)
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
@@ -281,7 +281,7 @@ func (d *idp) getJSON(path string, into any) int {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(d.t, resp.Body)
 	if into != nil {
 		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 			d.t.Fatalf("decode %s: %v", path, err)
@@ -400,7 +400,7 @@ func fetch(t *testing.T, c *http.Client, req *http.Request) page {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	b, _ := io.ReadAll(resp.Body)
 	return page{resp.StatusCode, string(b), resp.Request.URL}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func TestLoadOrCreateKey(t *testing.T) {
@@ -141,7 +142,7 @@ func TestStartServesAndReusesTheKey(t *testing.T) {
 		AccessToken string `json:"access_token"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
+	testenv.Close(t, resp.Body)
 	if tok.AccessToken == "" {
 		t.Fatalf("password grant: HTTP %d", resp.StatusCode)
 	}
@@ -190,7 +191,7 @@ func getJSON(t *testing.T, u string, into any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: HTTP %d", u, resp.StatusCode)
 	}
@@ -224,7 +225,7 @@ func TestIssuerPathPrefix(t *testing.T) {
 	}
 	var da map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&da)
-	resp.Body.Close()
+	testenv.Close(t, resp.Body)
 	if da["verification_uri"] != issuer+"/device" {
 		t.Fatalf("device authorization %v", da)
 	}

@@ -24,7 +24,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer testenv.Close(t, ln)
 	return ln.Addr().String()
 }
 
@@ -64,7 +64,7 @@ func startNginx(t *testing.T, upstream string) string {
 	for {
 		c, err := net.Dial("tcp", listen)
 		if err == nil {
-			c.Close()
+			testenv.Close(t, c)
 			return "http://" + listen
 		}
 		if time.Now().After(deadline) {
@@ -85,7 +85,7 @@ func get(t *testing.T, url string, header ...string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -146,7 +146,7 @@ func TestNginxAuthRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if resp.StatusCode != 403 {
 				t.Fatalf("bob deleting default through the gateway: %d", resp.StatusCode)
 			}

@@ -48,11 +48,13 @@ func TestEmbedded(t *testing.T) {
 		}
 	}
 
-	e.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
+	if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
 		{ID: "1", Principal: "*", Workspace: "default", Role: "Editor", Revision: 1},
 		{ID: "2", Principal: "alice", Workspace: "ml-team", Role: "Admin", Revision: 1},
 		{ID: "3", Principal: "ops", Workspace: "system", Role: authz.RolePlatformAdmin, Revision: 1},
-	}}, time.Now())
+	}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	for i, err := range ask(ctx, dp) {
 		if err != nil {
 			t.Fatalf("question %d after load: %v", i, err)

@@ -130,7 +130,7 @@ func open(t *testing.T, interval time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { testenv.Close(t, st) })
 	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +384,7 @@ func TestStoreBehindEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer testenv.Close(t, db)
 	if _, err := db.ExecContext(ctx, `UPDATE policy_state SET revision = 1`); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // TestMain doubles as a real server process: the tests below re-execute
@@ -95,9 +97,8 @@ func post(url, body string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, errors.Join(err, resp.Body.Close())
 }
 
 // TestSIGKILLDuringMemberWrites kills the server in the middle of a burst
@@ -151,7 +152,7 @@ func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer testenv.Close(t, db)
 	var integrity string
 	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil || integrity != "ok" {
 		t.Fatalf("integrity_check: %q %v", integrity, err)
@@ -169,7 +170,9 @@ func TestSIGKILLDuringMemberWrites(t *testing.T) {
 		}
 		stored[p] = n
 	}
-	rows.Close()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
 	for p, n := range stored {
 		if n != 2 {
 			t.Errorf("member %s has %d of 2 role bindings: a write was torn", p, n)
@@ -203,7 +206,9 @@ func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close the reopened store: %v", err)
+	}
 	c2 := startChild(t, dataDir)
 	if st, err := post(c2.url+"/apis/entities/v2/workspaces/crash/members", `{"principal": "after-crash"}`); err != nil || st != 201 {
 		t.Fatalf("write after restart: %d %v", st, err)
@@ -226,8 +231,7 @@ func TestGracefulShutdown(t *testing.T) {
 			done <- result{err: err}
 			return
 		}
-		resp.Body.Close()
-		done <- result{status: resp.StatusCode}
+		done <- result{status: resp.StatusCode, err: resp.Body.Close()}
 	}()
 	if _, err := pw.Write([]byte(`{"name": `)); err != nil {
 		t.Fatal(err)
@@ -240,7 +244,9 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := pw.Write([]byte(`"in-flight"}`)); err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r := <-done
 	if r.err != nil || r.status != 201 {
 		t.Fatalf("in-flight request: %d %v", r.status, r.err)

@@ -20,6 +20,7 @@ import (
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // faultyStore is a real store whose policy reads can be made to fail —
@@ -107,7 +108,7 @@ func call(t *testing.T, srv *servertest.Server, principal, method, path, body st
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
@@ -176,7 +177,7 @@ func metricsBody(t *testing.T, srv *servertest.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }

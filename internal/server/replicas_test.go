@@ -15,6 +15,7 @@ import (
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/policysync"
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func get(t *testing.T, url, principal string) int {
@@ -25,8 +26,10 @@ func get(t *testing.T, url, principal string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, resp.Body)
 	return resp.StatusCode
 }
 
@@ -48,7 +51,7 @@ func TestReplicasPropagateThroughPostgres(t *testing.T) {
 		if err != nil || resp.StatusCode != 201 {
 			t.Fatalf("POST %s: %v %v", url, resp, err)
 		}
-		resp.Body.Close()
+		testenv.Close(t, resp.Body)
 	}
 	create(a.URL+"/apis/entities/v2/workspaces", "alice", `{"name": "shared"}`)
 	waitFor(t, func() bool { return get(t, b.URL+"/apis/entities/v2/workspaces/shared", "alice") == 200 })
@@ -93,7 +96,7 @@ func TestReplicaRecoversAfterConnectionsKilled(t *testing.T) {
 		if err != nil || resp.StatusCode/100 != 2 {
 			t.Fatalf("%s %s: %v %v", method, url, resp, err)
 		}
-		resp.Body.Close()
+		testenv.Close(t, resp.Body)
 	}
 	send("POST", a.URL+"/v2/workspaces", `{"name": "shared"}`)
 	send("POST", a.URL+"/v2/workspaces/shared/members", `{"principal": "bob", "roles": ["Viewer"]}`)
@@ -103,7 +106,7 @@ func TestReplicaRecoversAfterConnectionsKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	defer testenv.Close(t, admin)
 	var killed int
 	if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&killed); err != nil || killed == 0 {
 		t.Fatalf("kill b's connections: %d, %v", killed, err)

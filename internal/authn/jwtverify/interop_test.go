@@ -15,6 +15,8 @@ import (
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // jwtClientStorage is zitadel's example storage, except that its
@@ -75,7 +77,7 @@ func clientCredentialsToken(t *testing.T, issuer string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("token endpoint: %d %s", resp.StatusCode, body)
@@ -99,7 +101,7 @@ func getJSON(t *testing.T, get func(string) (*http.Response, error), u string, v
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}

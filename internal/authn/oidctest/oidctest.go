@@ -46,15 +46,19 @@ func New(t testing.TB) *Issuer {
 	t.Cleanup(srv.Close)
 	iss.URL = srv.URL
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{
+		if err := json.NewEncoder(w).Encode(map[string]string{
 			"issuer": iss.URL, "jwks_uri": iss.URL + "/jwks", "token_endpoint": iss.URL + "/token",
 			"authorization_endpoint": iss.URL + "/authorize", "device_authorization_endpoint": iss.URL + "/device_authorization",
-		})
+		}); err != nil {
+			t.Error(err)
+		}
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
 		iss.JWKSFetches.Add(1)
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-			{Key: &key.PublicKey, KeyID: iss.kid, Algorithm: "RS256", Use: "sig"}}})
+		if err := json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: &key.PublicKey, KeyID: iss.kid, Algorithm: "RS256", Use: "sig"}}}); err != nil {
+			t.Error(err)
+		}
 	})
 	return iss
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // openPTY returns the controller and the terminal side of a new
@@ -18,7 +20,7 @@ func openPTY(t *testing.T) (controller, tty *os.File) {
 	if err != nil {
 		t.Skipf("no pseudo-terminal: %v", err)
 	}
-	t.Cleanup(func() { controller.Close() })
+	t.Cleanup(func() { testenv.Close(t, controller) })
 	fd := int(controller.Fd())
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 		t.Skipf("unlockpt: %v", err)
@@ -31,7 +33,7 @@ func openPTY(t *testing.T) (controller, tty *os.File) {
 	if err != nil {
 		t.Skipf("open pts: %v", err)
 	}
-	t.Cleanup(func() { tty.Close() })
+	t.Cleanup(func() { testenv.Close(t, tty) })
 	return controller, tty
 }
 

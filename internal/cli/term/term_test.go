@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func TestNotATerminal(t *testing.T) {
@@ -12,13 +14,13 @@ func TestNotATerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	defer w.Close()
+	defer testenv.Close(t, r)
+	defer testenv.Close(t, w)
 	file, err := os.Create(filepath.Join(t.TempDir(), "f"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer file.Close()
+	defer testenv.Close(t, file)
 	tests := []struct {
 		name string
 		f    *os.File
