@@ -260,10 +260,10 @@ func generateDiff(seed uint64) ([]diffState, error) {
 		s.Cases = make([]diffCase, 0, diffCasesPerState)
 		for i := 0; i < diffCasesPerState; i++ {
 			c := diffCase{Entrypoint: "allow", Input: randomAllowInput(r, pats)}
-			switch k := r.IntN(10); {
-			case k == 0:
+			switch r.IntN(10) {
+			case 0:
 				c = diffCase{Entrypoint: "has_permissions", Input: randomPermissionsInput(r)}
-			case k == 1:
+			case 1:
 				c = diffCase{Entrypoint: "has_role", Input: randomRoleInput(r)}
 			}
 			s.Cases = append(s.Cases, c)

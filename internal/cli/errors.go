@@ -130,7 +130,10 @@ func sanitizeLine(s string) string { return replaceControls(s, false) }
 
 func replaceControls(s string, keepNewlines bool) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) && !(keepNewlines && r == '\n') {
+		if r == '\n' && keepNewlines {
+			return r
+		}
+		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r

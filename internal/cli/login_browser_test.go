@@ -27,10 +27,9 @@ const (
 // webDriver is a ChromeDriver session driven over the W3C WebDriver HTTP
 // API with plain net/http.
 type webDriver struct {
-	t       *testing.T
-	base    string // http://127.0.0.1:<port>/session/<id>
-	http    *http.Client
-	session string
+	t    *testing.T
+	base string // http://127.0.0.1:<port>/session/<id>
+	http *http.Client
 }
 
 // call sends a WebDriver command and decodes its "value" into out.

@@ -37,12 +37,13 @@ func writeConfig(t testing.TB, content string) string {
 	return path
 }
 
-// loadYAML loads content as the config file plus the test environment.
-func loadYAML(t testing.TB, content string, env ...string) (*Config, []string, error, string) {
+// loadYAML loads content as the config file plus the test environment;
+// path is the file written.
+func loadYAML(t testing.TB, content string, env ...string) (*Config, []string, string, error) {
 	t.Helper()
 	path := writeConfig(t, content)
 	cfg, warnings, err := Load(LoadOptions{File: path, Environ: testEnviron(env...)})
-	return cfg, warnings, err, path
+	return cfg, warnings, path, err
 }
 
 // errLines splits a joined error into its lines, with path replaced by FILE.

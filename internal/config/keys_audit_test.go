@@ -350,7 +350,7 @@ func nonDefault(v reflect.Value) reflect.Value {
 func keyYAML(t *testing.T, key string, v reflect.Value) string {
 	t.Helper()
 	parts := strings.Split(key, ".")
-	var doc any = v.Interface()
+	doc := v.Interface()
 	for i := len(parts) - 1; i >= 0; i-- {
 		doc = map[string]any{parts[i]: doc}
 	}
@@ -392,10 +392,10 @@ func TestUnsupportedKeysRefused(t *testing.T) {
 			_, err := cfg.Validate()
 			check("Validate", err)
 
-			_, _, err, _ = loadYAML(t, keyYAML(t, u.key, other))
+			_, _, _, err = loadYAML(t, keyYAML(t, u.key, other))
 			check("Load", err)
 
-			if _, warnings, err, _ := loadYAML(t, keyYAML(t, u.key, def)); err != nil || len(warnings) > 0 {
+			if _, warnings, _, err := loadYAML(t, keyYAML(t, u.key, def)); err != nil || len(warnings) > 0 {
 				t.Errorf("set explicitly to its default: err %v, warnings %q", err, warnings)
 			}
 		})
@@ -416,7 +416,7 @@ func TestIgnoredKeysWarn(t *testing.T) {
 			t.Errorf("ignored compatibility key %s is also a configuration key", key)
 			continue
 		}
-		cfg, warnings, err, path := loadYAML(t, keyYAML(t, key, reflect.ValueOf(false)))
+		cfg, warnings, path, err := loadYAML(t, keyYAML(t, key, reflect.ValueOf(false)))
 		if err != nil {
 			t.Errorf("%s: %v", key, err)
 			continue

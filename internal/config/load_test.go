@@ -82,7 +82,7 @@ entities: {database_config: {url: "postgres://nmp:secret@db:5432/nmp?sslmode=req
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, warnings, err, _ := loadYAML(t, tt.yaml)
+			cfg, warnings, _, err := loadYAML(t, tt.yaml)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -160,7 +160,7 @@ func TestLoadFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, _, err, path := loadYAML(t, tt.yaml)
+			cfg, _, path, err := loadYAML(t, tt.yaml)
 			if cfg != nil {
 				t.Error("Load returned a config along with an error")
 			}
@@ -218,7 +218,7 @@ entities:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, warnings, err, path := loadYAML(t, tt.yaml)
+			cfg, warnings, path, err := loadYAML(t, tt.yaml)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}

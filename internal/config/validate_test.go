@@ -340,7 +340,7 @@ func TestOPABaseURLExplicit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, _, err, path := loadYAML(t, tt.yaml, tt.environ...)
+			cfg, _, path, err := loadYAML(t, tt.yaml, tt.environ...)
 			requireLines(t, "errors", errLines(err, path), tt.wantErr)
 			if err == nil && !cfg.IsExplicit("auth.policy_decision_point_provider") {
 				t.Error("provider not recorded as explicit")
@@ -396,7 +396,7 @@ func TestNoSecretsInMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, warnings, err, path := loadYAML(t, tt.yaml, tt.environ...)
+			_, warnings, path, err := loadYAML(t, tt.yaml, tt.environ...)
 			requireLines(t, "errors", errLines(err, path), []string{tt.wantErr})
 			all := strings.Join(append(warnings, errLines(err, path)...), "\n")
 			if strings.Contains(all, "hunter2") {

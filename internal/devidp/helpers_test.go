@@ -319,7 +319,7 @@ func (d *idp) verify(jwt string) (map[string]any, error) {
 }
 
 func verifyWith(set jose.JSONWebKeySet, jwt string) (map[string]any, error) {
-	jws, err := jose.ParseSigned(jwt, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(jwt, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}

@@ -28,13 +28,17 @@ func splitToken(token string) ([3]string, *authn.InvalidToken) {
 	}
 	for _, part := range parts {
 		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			if !isBase64URL(part[i]) {
 				return parts, reject(ReasonMalformed, "parts must be unpadded base64url")
 			}
 		}
 	}
 	return parts, nil
+}
+
+// isBase64URL reports whether c is in the base64url alphabet (no padding).
+func isBase64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
 type header struct {
