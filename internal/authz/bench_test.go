@@ -55,7 +55,9 @@ func benchEngine(b *testing.B, n int) *authz.Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.Load(store.PolicyBindings{Revision: 1, Bindings: benchBindings(n)}, time.Now())
+	if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: benchBindings(n)}, time.Now()); err != nil {
+		b.Fatal(err)
+	}
 	if d := e.Allow(probe); !d.Allowed || d.Reason != "permission_granted" {
 		b.Fatalf("probe decision %+v", d)
 	}
@@ -129,7 +131,9 @@ func BenchmarkSnapshotBuild(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
 				b.StartTimer()
-				fresh.Load(pb, time.Now())
+				if err := fresh.Load(pb, time.Now()); err != nil {
+					b.Fatal(err)
+				}
 				b.StopTimer()
 				runtime.GC()
 				runtime.ReadMemStats(&after)
@@ -160,7 +164,9 @@ func BenchmarkIncrementalUpdate(b *testing.B) {
 				if i%2 == 1 {
 					rb.RevokedAt = &revoked
 				}
-				e.Apply(store.PolicyBindings{Revision: rev, Bindings: []store.RoleBinding{rb}})
+				if err := e.Apply(store.PolicyBindings{Since: rev - 1, Revision: rev, Bindings: []store.RoleBinding{rb}}); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -111,11 +111,6 @@ func (b *bindingIndex) eachWorkspace(principal string, fn func(workspace string)
 	}
 }
 
-func (b *bindingIndex) has(principal string) bool {
-	_, ok := b.shards[b.shard(principal)][principal]
-	return ok
-}
-
 // buildIndex indexes every active binding. Workspace names are interned
 // so that a million bindings share a few thousand strings.
 func buildIndex(p *policy, bindings []store.RoleBinding) *bindingIndex {

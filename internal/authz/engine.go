@@ -315,7 +315,7 @@ func (e *Engine) Allow(in Input) Decision {
 		return deny("callers_restricted")
 	}
 	if canonical == bundlePath { // row 10
-		if !(r.hasPerms(store.SystemWorkspace, []permReq{p.bundleReq}, true) && scopesOK(in.Scopes, p.bundleScopes)) {
+		if mayRead := r.hasPerms(store.SystemWorkspace, []permReq{p.bundleReq}, true) && scopesOK(in.Scopes, p.bundleScopes); !mayRead {
 			return deny("bundle_forbidden")
 		}
 	}

@@ -82,7 +82,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	defer func() {
 		if err != nil && s.store != nil {
-			s.store.Close()
+			err = errors.Join(err, s.store.Close())
 		}
 	}()
 	if cfg.Auth.PolicyDecisionPointProvider != "embedded" {
@@ -217,7 +217,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Service.ShutdownTimeoutSeconds)*time.Second)
 		defer cancel()
 		serveErr = hs.Shutdown(sctx)
-		<-errc
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = errors.Join(serveErr, err)
+		}
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
@@ -276,8 +278,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	ln, err := net.Listen("tcp", s.Addr())
 	if err != nil {
-		s.store.Close()
-		return fmt.Errorf("listen on %s: %w", s.Addr(), err)
+		return errors.Join(fmt.Errorf("listen on %s: %w", s.Addr(), err), s.store.Close())
 	}
 	return s.Serve(ctx, ln)
 }

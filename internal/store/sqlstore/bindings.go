@@ -93,7 +93,7 @@ func collect[T any](ctx context.Context, c conn, read scanner[T], q string, args
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer rows.Close() //nolint:errcheck // read-only; rows.Err() reports a failed read
 	var out []T
 	for rows.Next() {
 		v, err := read(rows.Scan)

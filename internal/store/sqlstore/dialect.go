@@ -72,8 +72,7 @@ var sqliteDialect = &dialect{
 		w.SetMaxOpenConns(1)
 		r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
 		if err != nil {
-			w.Close()
-			return nil, nil, err
+			return nil, nil, errors.Join(err, w.Close())
 		}
 		r.SetMaxOpenConns(maxConns)
 		return w, r, nil

@@ -124,7 +124,7 @@ func runList[T any](ctx context.Context, c conn, l *listQuery, opts store.ListOp
 	if err != nil {
 		return page, err
 	}
-	defer rows.Close()
+	defer rows.Close() //nolint:errcheck // read-only; rows.Err() reports a failed read
 	for rows.Next() {
 		item, err := read(func(dest ...any) error {
 			return rows.Scan(append(dest, &page.TotalResults)...)

@@ -81,13 +81,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
 	if err := s.Ping(cctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("connect to %s database: %w", d.name, err)
+		return nil, errors.Join(fmt.Errorf("connect to %s database: %w", d.name, err), s.Close())
 	}
 	if opts.Migrate {
 		if err := s.migrate(ctx); err != nil {
-			s.Close()
-			return nil, err
+			return nil, errors.Join(err, s.Close())
 		}
 	}
 	return s, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/nmp-project/nmp/internal/store/pgtest"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
 	"github.com/nmp-project/nmp/internal/store/storetest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func TestConformanceSQLite(t *testing.T) {
@@ -53,7 +54,7 @@ func TestPolicyFeedAcrossReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { testenv.Close(t, s) })
 		return s
 	}
 	// b's connections carry an application name of their own, so that
@@ -75,7 +76,7 @@ func TestPolicyFeedAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	defer testenv.Close(t, admin)
 	var killed int
 	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = $1 AND query LIKE 'LISTEN %'`, app).Scan(&killed); err != nil || killed != 1 {

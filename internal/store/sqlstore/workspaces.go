@@ -169,7 +169,7 @@ func checkWorkspaceEmpty(ctx context.Context, c conn, w store.Workspace) error {
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer rows.Close() //nolint:errcheck // read-only; rows.Err() reports a failed read
 	var parts []string
 	var projects string
 	for rows.Next() {

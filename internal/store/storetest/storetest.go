@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // Factory opens a fresh, empty, migrated store using clock.
@@ -58,7 +59,7 @@ func Run(t *testing.T, open Factory) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &Clock{}
 			s := open(t, clock.Now)
-			t.Cleanup(func() { s.Close() })
+			t.Cleanup(func() { testenv.Close(t, s) })
 			if err := s.EnsureBuiltins(context.Background(), DefaultSeed("admin@example.com")); err != nil {
 				t.Fatalf("EnsureBuiltins: %v", err)
 			}
@@ -528,7 +529,7 @@ func testPolicyRevisions(t *testing.T, s store.Store) {
 	mustCreateWorkspace(t, s, "ws", "alice")
 	ch := must[store.MemberChange](t)(s.AddMember(ctx, "ws", "bob", []string{"Viewer", "Editor"}, "alice"))
 	del := must[store.Deleted](t)(s.RemoveMember(ctx, "ws", "bob"))
-	if !(start < ch.Revision && ch.Revision < del.Revision) {
+	if increasing := start < ch.Revision && ch.Revision < del.Revision; !increasing {
 		t.Fatalf("revisions not increasing: %d %d %d", start, ch.Revision, del.Revision)
 	}
 	changes := must[store.PolicyBindings](t)(s.BindingChanges(ctx, ch.Revision-1))
