@@ -7,7 +7,9 @@ import (
 // discovery serves GET /apis/auth/discovery (authn.md "Discovery"): what
 // a client needs to log in. Endpoints come from the config overrides, else
 // the IdP's discovery document (cached; the last good copy is served when
-// the IdP is down; none at all gives null fields). No secrets.
+// the IdP is down; none at all gives null fields). "audience" is the aud
+// the server requires (auth.oidc.audience, else client_id), so that the
+// CLI can ask the IdP for it. No secrets.
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	a := s.cfg.Auth
 	body := map[string]any{"auth_enabled": a.Enabled, "oidc": nil}
@@ -37,7 +39,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		oidc := map[string]any{
-			"issuer": o.Issuer, "client_id": o.ClientID, "default_scopes": o.DefaultScopes, "scope_prefix": o.ScopePrefix,
+			"issuer": o.Issuer, "client_id": o.ClientID, "audience": o.ExpectedAudience(), "default_scopes": o.DefaultScopes, "scope_prefix": o.ScopePrefix,
 			"workload_token_exchange_enabled": false, "workload_client_id": nil, "workload_token_endpoint": nil,
 			"workload_audience": nil, "workload_scope": nil,
 		}

@@ -59,7 +59,7 @@ func TestDiscovery(t *testing.T) {
 		})
 		m := expect(t, srv, "GET", "/apis/auth/discovery", "", 200, "")
 		o := m["oidc"].(map[string]any)
-		want := map[string]any{"issuer": idp.URL, "client_id": "nmp-cli", "default_scopes": "openid platform:read",
+		want := map[string]any{"issuer": idp.URL, "client_id": "nmp-cli", "audience": "nmp-cli", "default_scopes": "openid platform:read",
 			"authorization_endpoint": idp.URL + "/authorize", "token_endpoint": override,
 			"device_authorization_endpoint": idp.URL + "/device_authorization", "userinfo_endpoint": idp.URL + "/userinfo",
 			"scope_prefix": nil, "workload_token_exchange_enabled": false, "workload_client_id": nil}
@@ -88,6 +88,18 @@ func TestDiscovery(t *testing.T) {
 		m := expect(t, srv, "GET", "/apis/auth/discovery", "", 200, "")
 		o := m["oidc"].(map[string]any)
 		if o["token_endpoint"] != nil || o["issuer"] != "http://127.0.0.1:1/issuer" {
+			t.Fatal(o)
+		}
+	})
+	t.Run("audience: auth.oidc.audience when set", func(t *testing.T) {
+		aud := "api://nmp"
+		srv := servertest.Start(t, func(c *config.Config) {
+			production()(c)
+			c.Auth.OIDC.Audience = &aud
+		})
+		m := expect(t, srv, "GET", "/apis/auth/discovery", "", 200, "")
+		o := m["oidc"].(map[string]any)
+		if o["audience"] != aud || o["client_id"] != "nmp-cli" {
 			t.Fatal(o)
 		}
 	})

@@ -53,9 +53,13 @@ func TestAuthCommandsExitCodes(t *testing.T) {
 		env       map[string]string
 		idp       func(w http.ResponseWriter, form url.Values)
 		noOIDC    bool
-		wantCode  int
-		wantOut   string
-		wantErr   string
+		// audience is announced by the discovery; refused: the server
+		// refuses every token (self-check 401).
+		audience string
+		refused  bool
+		wantCode int
+		wantOut  string
+		wantErr  string
 		// wantToken, wantRT: the saved credentials afterwards.
 		wantToken, wantRT string
 		// wantRefresh: one refresh request reached the IdP (else none).
@@ -90,6 +94,10 @@ func TestAuthCommandsExitCodes(t *testing.T) {
 			wantCode: 3, wantErr: `Error: session expired, run "nmp auth login"`, wantToken: opaque, wantRT: oldRT, wantRefresh: true},
 		{name: "refresh: other IdP error, echo redacted", args: []string{"auth", "refresh"}, token: opaque, rt: oldRT, idp: oauthErr("server_error", "cannot use "+oldRT),
 			wantCode: 3, wantErr: "refreshing the token failed: server_error: cannot use [REDACTED]", wantToken: opaque, wantRT: oldRT, wantRefresh: true},
+		{name: "refresh: the announced audience is requested", args: []string{"auth", "refresh"}, token: expiringJWT(time.Hour), rt: oldRT, idp: refreshOK,
+			audience: "api://nmp", wantCode: 0, wantToken: newToken, wantRT: newRT, wantRefresh: true},
+		{name: "refresh: refused by the server, nothing saved", args: []string{"auth", "refresh"}, token: opaque, rt: oldRT, idp: refreshOK, refused: true,
+			wantCode: 3, wantErr: "refuses the refreshed token, so nothing was saved: the identity provider issued an opaque access token", wantToken: opaque, wantRT: oldRT, wantRefresh: true},
 		{name: "refresh: server without OIDC", args: []string{"auth", "refresh"}, token: opaque, rt: oldRT, noOIDC: true,
 			wantCode: 3, wantErr: "no OIDC login configured"},
 		{name: "logout: not logged in", args: []string{"auth", "logout"}, noConfig: true, wantCode: 0, wantErr: "Not logged in"},
@@ -112,7 +120,14 @@ func TestAuthCommandsExitCodes(t *testing.T) {
 			if tt.noOIDC {
 				api.set("GET /apis/auth/discovery", 200, `{"auth_enabled":true,"oidc":null}`)
 			} else {
-				api.set("GET /apis/auth/discovery", 200, discoveryBody(idp.URL, nil))
+				api.set("GET /apis/auth/discovery", 200, discoveryBody(idp.URL, func(o map[string]any) {
+					if tt.audience != "" {
+						o["audience"] = tt.audience
+					}
+				}))
+			}
+			if tt.refused {
+				refuseTokens(api)
 			}
 			env := map[string]string{}
 			var path string
@@ -139,6 +154,9 @@ func TestAuthCommandsExitCodes(t *testing.T) {
 				t.Errorf("%d refresh requests, want one: %v", len(refreshes), tt.wantRefresh)
 			}
 			for _, f := range refreshes {
+				if f.Get("audience") != tt.audience || f.Has("resource") {
+					t.Errorf("refresh request: audience %q, want %q", f["audience"], tt.audience)
+				}
 				if f.Get("client_id") != "nmp-cli" || f.Get("refresh_token") != oldRT || f.Get("scope") != scope || f.Has("client_secret") {
 					t.Errorf("refresh request: client_id %q, scope %q, refresh token sent %v", f.Get("client_id"), f.Get("scope"), f.Get("refresh_token") == oldRT)
 				}
@@ -184,6 +202,9 @@ func TestAuthCommandsExitCodes(t *testing.T) {
 				want := tt.token
 				if tt.wantToken != "" {
 					want = tt.wantToken
+				}
+				if r.RequestURI == "/apis/auth/v2/self-check" {
+					want = newToken // the check of the refreshed token
 				}
 				if got := r.Header.Get("Authorization"); got != "Bearer "+want {
 					t.Errorf("Authorization %.30q…, want the token %.20q…", got, want)

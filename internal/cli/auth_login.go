@@ -239,43 +239,49 @@ func runLogin(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags) 
 	if o == nil {
 		return RemoteError(errors.New("server has no OIDC login configured"))
 	}
-	if o.ClientID == "" || o.TokenEndpoint == "" {
-		return RemoteError(errors.New("the server's OIDC discovery has no client_id or token endpoint; the identity provider may be unreachable from the server"))
+	ictx := app.idpContext(ctx)
+	if o.ClientID == "" {
+		return RemoteError(errors.New("the server's OIDC discovery has no client_id"))
+	}
+	if o.TokenEndpoint == "" {
+		return explainNoEndpoints(ictx, o)
 	}
 	scopes := requestedScopes(o, f.scope, cmd.Flags().Changed("scope"))
 	cfg := oauthConfig(o, scopes)
-	ictx := app.idpContext(ctx)
 
 	var tok *oauth2.Token
 	username := f.username
 	if username == "" && !f.browser {
 		username = app.Getenv(envOIDCUsername)
 	}
+	// verify runs before anything is saved: the scopes were granted and
+	// the server accepts the token.
 	verify := func(tok *oauth2.Token) error {
+		if tok.AccessToken == "" {
+			return RemoteError(errors.New("the identity provider returned no access token; nothing was saved"))
+		}
 		if missing := missingScopes(scopes, tok, scopePrefix(o)); len(missing) > 0 {
 			return RemoteError(fmt.Errorf("the identity provider did not grant the scopes %s; nothing was saved", strings.Join(missing, " ")))
 		}
-		return nil
+		return app.serverAccepts(ctx, target.baseURL, target.ca, o, tok.AccessToken, "new token")
 	}
+	aud := audienceOptions(requestedAudience(o))
 	switch {
 	case username != "":
-		tok, err = loginPassword(ictx, app, cmd, f, cfg, username)
+		tok, err = loginPassword(ictx, app, cmd, f, o, scopes, username)
 		if err == nil {
 			err = verify(tok)
 		}
 	case f.browser:
-		tok, err = loginBrowser(ictx, app, f, cfg, verify)
+		tok, err = loginBrowser(ictx, app, f, cfg, aud, verify)
 	default:
-		tok, err = loginDevice(ictx, app, f, cfg)
+		tok, err = loginDevice(ictx, app, f, cfg, aud)
 		if err == nil {
 			err = verify(tok)
 		}
 	}
 	if err != nil {
 		return err
-	}
-	if tok.AccessToken == "" {
-		return RemoteError(errors.New("the identity provider returned no access token"))
 	}
 	if err := app.saveUser(target, func(u *clientconfig.User) {
 		u.Type, u.Token, u.RefreshToken, u.Scope = clientconfig.UserTypeOAuth, tok.AccessToken, tok.RefreshToken, strings.Join(scopes, " ")
@@ -356,8 +362,9 @@ func loginUnsigned(app *App, cmd *cobra.Command, f *loginFlags, target *loginTar
 	return nil
 }
 
-// loginPassword runs the resource owner password credentials grant.
-func loginPassword(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags, cfg *oauth2.Config, username string) (*oauth2.Token, error) {
+// loginPassword runs the resource owner password credentials grant
+// (sent by the CLI itself: golang.org/x/oauth2 cannot add the audience).
+func loginPassword(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags, o *client.OIDCDiscovery, scopes []string, username string) (*oauth2.Token, error) {
 	app.Infof("Warning: the password grant bypasses multi-factor authentication; use it only for service accounts and prefer the device login.")
 	var password string
 	switch {
@@ -379,11 +386,15 @@ func loginPassword(ctx context.Context, app *App, cmd *cobra.Command, f *loginFl
 	if password == "" {
 		return nil, UsageErrorf("the password is empty")
 	}
-	tok, err := cfg.PasswordCredentialsToken(ctx, username, password)
+	form := url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}}
+	if len(scopes) > 0 {
+		form.Set("scope", strings.Join(scopes, " "))
+	}
+	tr, err := postToken(ctx, o, form)
 	if err != nil {
 		return nil, idpError("password login failed", err, password)
 	}
-	return tok, nil
+	return tr.oauth2Token(), nil
 }
 
 // openURL opens an http(s) URL in the browser, or says how to open it.
@@ -406,7 +417,7 @@ func openURL(ctx context.Context, app *App, noBrowser bool, target string) {
 // loginBrowser runs the authorization code flow with PKCE (S256) and a
 // loopback redirect. verify runs on the token before the browser is told
 // the outcome.
-func loginBrowser(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Config, verify func(*oauth2.Token) error) (*oauth2.Token, error) {
+func loginBrowser(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Config, aud []oauth2.AuthCodeOption, verify func(*oauth2.Token) error) (*oauth2.Token, error) {
 	if cfg.Endpoint.AuthURL == "" {
 		return nil, RemoteError(errors.New("the identity provider has no authorization endpoint; log in without --browser (device code) or with --username"))
 	}
@@ -421,7 +432,7 @@ func loginBrowser(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Conf
 	}
 	state := base64.RawURLEncoding.EncodeToString(stateBytes)
 	verifier := oauth2.GenerateVerifier()
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+	authURL := cfg.AuthCodeURL(state, append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, aud...)...)
 
 	type callback struct {
 		code string
@@ -505,7 +516,7 @@ func loginBrowser(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Conf
 		outcome <- cb.err
 		return nil, cb.err
 	}
-	tok, err := cfg.Exchange(ctx, cb.code, oauth2.VerifierOption(verifier))
+	tok, err := cfg.Exchange(ctx, cb.code, append([]oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}, aud...)...)
 	if err != nil {
 		err = idpError("exchanging the authorization code failed", err, cb.code, verifier)
 	} else {
@@ -541,11 +552,11 @@ func writeCallbackPage(w http.ResponseWriter, status int, result error) {
 }
 
 // loginDevice runs the device authorization grant (RFC 8628).
-func loginDevice(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Config) (*oauth2.Token, error) {
+func loginDevice(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Config, aud []oauth2.AuthCodeOption) (*oauth2.Token, error) {
 	if cfg.Endpoint.DeviceAuthURL == "" {
 		return nil, RemoteError(errors.New("the identity provider offers no device login; use --browser or --username"))
 	}
-	da, err := cfg.DeviceAuth(ctx)
+	da, err := cfg.DeviceAuth(ctx, aud...)
 	if err != nil {
 		return nil, idpError("starting the device login failed", err)
 	}
@@ -563,7 +574,7 @@ func loginDevice(ctx context.Context, app *App, f *loginFlags, cfg *oauth2.Confi
 	openURL(ctx, app, f.noBrowser, cmp.Or(da.VerificationURIComplete, da.VerificationURI))
 
 	stop := app.progress(da.Expiry)
-	tok, err := cfg.DeviceAccessToken(ctx, da)
+	tok, err := cfg.DeviceAccessToken(ctx, da, aud...)
 	stop()
 	if err == nil {
 		return tok, nil

@@ -240,7 +240,7 @@ func scrub(s string, secrets ...string) string {
 }
 
 // oauthTokenError is an RFC 6749 section 5.2 error from a token request
-// the CLI sends itself (refresh).
+// the CLI sends itself (password, refresh).
 type oauthTokenError struct {
 	Code        string
 	Description string
@@ -249,7 +249,7 @@ type oauthTokenError struct {
 
 func (e *oauthTokenError) Error() string {
 	if e.Code == "" {
-		return fmt.Sprintf("HTTP %d", e.Status)
+		return strings.TrimSpace(fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status)))
 	}
 	if e.Description == "" {
 		return e.Code

@@ -97,7 +97,8 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 // saved meanwhile and that is good for more than five minutes is reused.
 // Unsigned tokens are re-minted; OIDC tokens are refreshed with the saved
 // refresh token and scope. Without a refresh token the current token
-// stays (forced: a local error).
+// stays (forced: a local error). A forced refresh saves the new token only
+// when the server accepts it.
 func (a *App) refresh(ctx context.Context, forced bool) error {
 	s, err := a.Settings()
 	if err != nil {
@@ -177,6 +178,14 @@ func (a *App) refresh(ctx context.Context, forced bool) error {
 		}
 		return idpError("refreshing the token failed", err, u.RefreshToken)
 	}
+	// nmp auth refresh saves only a token the server accepts; the
+	// automatic refresh skips the round trip (the command's own request
+	// would report a refusal).
+	if forced {
+		if err := a.serverAccepts(ctx, s.BaseURL, s.CertificateAuthority, disc.OIDC, res.AccessToken, "refreshed token"); err != nil {
+			return err
+		}
+	}
 	return a.saveRefreshed(s.ContextName, userName, u.Token, u.RefreshToken, res.AccessToken, res.RefreshToken)
 }
 
@@ -203,21 +212,47 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token"`
 	TokenType    string `json:"token_type"`
 	Scope        string `json:"scope"`
+	IDToken      string `json:"id_token"`
+}
+
+// oauth2Token is tr as golang.org/x/oauth2 returns tokens, with the scope
+// and ID token as extras.
+func (tr *tokenResponse) oauth2Token() *oauth2.Token {
+	tok := &oauth2.Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: tr.TokenType}
+	extra := map[string]any{}
+	if tr.Scope != "" {
+		extra["scope"] = tr.Scope
+	}
+	if tr.IDToken != "" {
+		extra["id_token"] = tr.IDToken
+	}
+	return tok.WithExtra(extra)
 }
 
 // maxTokenResponse bounds a token endpoint's response body.
 const maxTokenResponse = 1 << 20
 
 // postRefresh sends grant_type=refresh_token as a public client: client_id,
-// the refresh token and the scope saved at login (never wider).
+// the refresh token, the scope saved at login (never wider) and the
+// audience the login asked for.
 func postRefresh(ctx context.Context, o *client.OIDCDiscovery, refreshToken, scope string) (*tokenResponse, error) {
 	form := url.Values{
 		"grant_type":    {"refresh_token"},
-		"client_id":     {o.ClientID},
 		"refresh_token": {refreshToken},
 	}
 	if scope != "" {
 		form.Set("scope", scope)
+	}
+	return postToken(ctx, o, form)
+}
+
+// postToken sends a token request as a public client (client_id in the
+// form, no secret), with the audience of requestedAudience, and decodes
+// the RFC 6749 answer.
+func postToken(ctx context.Context, o *client.OIDCDiscovery, form url.Values) (*tokenResponse, error) {
+	form.Set("client_id", o.ClientID)
+	if aud := requestedAudience(o); aud != "" {
+		form.Set("audience", aud)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.TokenEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {

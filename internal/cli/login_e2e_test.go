@@ -174,6 +174,50 @@ func TestLoginFlowsAgainstDevIDP(t *testing.T) {
 // instances) find the saved token about to expire at the same time;
 // exactly one refresh request reaches the IdP and all of them end up with
 // the new token.
+// TestLoginAudienceAgainstDevIDP runs the password login against a server
+// that expects the audience api://nmp. The dev IdP issues every token for
+// its configured dev_idp.audience and ignores the requested one: when that
+// is api://nmp the saved token works; when it is the default (client_id)
+// the server refuses the token, and the CLI says why and saves nothing.
+func TestLoginAudienceAgainstDevIDP(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		idpAudience string
+		wantCode    int
+		wantErr     string
+	}{
+		{"IdP issues the server's audience", "api://nmp", 0, "Logged in as alice@example.com"},
+		{"IdP ignores the requested audience", "", 3, `the server at %s refuses the new token, so nothing was saved: ` +
+			`the token's audience (aud) is ["nmp-cli"] but the server expects "api://nmp": the identity provider ignored the requested audience`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := startAuthStack(t, stackOptions{idpAudience: tt.idpAudience, serverAudience: "api://nmp"})
+			r := newRunner(t, "NMP_BASE_URL="+st.srv.URL, "NMP_OIDC_PASSWORD="+alicePassword)
+			res := r.run("auth", "login", "--username", "alice")
+			want := tt.wantErr
+			if strings.Contains(want, "%s") {
+				want = fmt.Sprintf(want, st.srv.URL)
+			}
+			if res.code != tt.wantCode || !strings.Contains(res.stderr, want) {
+				t.Fatalf("exit %d, want %d and %q:\n%s", res.code, tt.wantCode, want, res.stderr)
+			}
+			if tt.wantCode != 0 {
+				if strings.Contains(res.stderr, "Logged in") {
+					t.Error("a refused login says it logged in")
+				}
+				if _, err := os.Stat(r.configPath()); err == nil && r.user().Token != "" {
+					t.Error("a refused token was saved")
+				}
+				return
+			}
+			if aud := claims(t, r.user().Token)["aud"]; fmt.Sprint(aud) != "api://nmp" && fmt.Sprint(aud) != "[api://nmp]" {
+				t.Errorf("aud %v", aud)
+			}
+			r.ok("workspaces", "list")
+		})
+	}
+}
+
 func TestRefreshLockConcurrency(t *testing.T) {
 	st := startAuthStack(t, stackOptions{})
 	r := newRunner(t, "NMP_BASE_URL="+st.srv.URL, "NMP_OIDC_PASSWORD="+alicePassword)

@@ -55,6 +55,10 @@ type stackOptions struct {
 	// fastClock runs the IdP's clock ten times faster than the wall clock,
 	// so that a CLI polling every second is never told to slow down.
 	fastClock bool
+	// idpAudience is the dev IdP's dev_idp.audience (the aud of all its
+	// tokens; "" = the client_id); serverAudience the server's
+	// auth.oidc.audience ("" = the client_id).
+	idpAudience, serverAudience string
 }
 
 func startAuthStack(t *testing.T, o stackOptions) *authStack {
@@ -68,6 +72,9 @@ func startAuthStack(t *testing.T, o stackOptions) *authStack {
 	cfg.Users = []config.DevIDPUser{
 		{Username: "alice", Password: alicePassword, Email: "alice@example.com", Groups: []string{"ml"}},
 		{Username: "bob", Password: bobPassword, Email: "bob@example.com"},
+	}
+	if o.idpAudience != "" {
+		cfg.Audience = &o.idpAudience
 	}
 	secret := ciSecret
 	cfg.Clients = append(cfg.Clients, config.DevIDPClient{
@@ -96,6 +103,9 @@ func startAuthStack(t *testing.T, o stackOptions) *authStack {
 		c.Auth.OIDC.Issuer = st.idpURL
 		c.Auth.OIDC.ClientID = "nmp-cli"
 		c.Auth.OIDC.DefaultScopes = loginScopes
+		if o.serverAudience != "" {
+			c.Auth.OIDC.Audience = &o.serverAudience
+		}
 	})
 	return st
 }

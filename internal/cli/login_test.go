@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -49,6 +50,8 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 			token(w, r.PostForm)
 		case r.URL.Path == "/device" && device != nil:
 			device(w, r.PostForm)
+		case r.URL.Path == "/.well-known/openid-configuration":
+			jsonReply(w, 200, map[string]any{"issuer": f.URL, "token_endpoint": f.URL + "/token"})
 		default:
 			http.NotFound(w, r)
 		}
@@ -95,6 +98,24 @@ func grant(scope string, withResponseScope bool) func(http.ResponseWriter, url.V
 		}
 		jsonReply(w, 200, resp)
 	}
+}
+
+// grantClaims answers a token request with a JWT for alice with the
+// given claims added (or replaced).
+func grantClaims(extra map[string]any) func(http.ResponseWriter, url.Values) {
+	return func(w http.ResponseWriter, _ url.Values) {
+		c := map[string]any{"sub": "alice", "email": "alice@example.com", "exp": time.Now().Add(time.Hour).Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		jsonReply(w, 200, map[string]any{"access_token": testJWT(c), "refresh_token": "rt-2", "token_type": "Bearer"})
+	}
+}
+
+// refuseTokens makes the server refuse every token, as its pipeline does
+// for a token it cannot validate.
+func refuseTokens(a *fakeAPI) {
+	a.set("POST /apis/auth/v2/self-check", 401, `{"detail":"Invalid bearer token","code":"invalid_token"}`)
 }
 
 func discoveryBody(idp string, mutate func(o map[string]any)) string {
@@ -151,6 +172,8 @@ func TestLoginExitCodes(t *testing.T) {
 		callback func(authURL *url.URL) url.Values
 		cancel   time.Duration // cancel the run after this long
 		deadAPI  bool
+		// api scripts the server beyond discovery (the self-check).
+		api      func(a *fakeAPI)
 		wantCode int
 		wantErr  string
 		// wantSaved: a token must be saved; otherwise nothing may be.
@@ -267,6 +290,74 @@ func TestLoginExitCodes(t *testing.T) {
 				return url.Values{"code": {"the-code"}, "state": {u.Query().Get("state")}}
 			},
 			wantCode: 3, wantErr: "exchanging the authorization code failed: invalid_grant: code expired", wantPage: "Login failed"},
+		{name: "server refuses an opaque token", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			idp: func(f *fakeIdP) {
+				f.token = func(w http.ResponseWriter, _ url.Values) {
+					jsonReply(w, 200, map[string]any{"access_token": "opaque-access-token-5d1c", "refresh_token": "rt-1", "token_type": "Bearer"})
+				}
+			},
+			api: refuseTokens, wantCode: 3, wantErr: "refuses the new token, so nothing was saved: the identity provider issued an opaque access token (not a JWT)"},
+		{name: "server refuses a token for another audience", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			discovery: func(idp string) string {
+				return discoveryBody(idp, func(o map[string]any) { o["audience"] = "api://nmp" })
+			},
+			idp: func(f *fakeIdP) {
+				f.token = grantClaims(map[string]any{"iss": f.URL, "aud": []string{"nmp-cli", "account"}})
+			},
+			api: refuseTokens, wantCode: 3,
+			wantErr: `the token's audience (aud) is ["nmp-cli","account"] but the server expects "api://nmp": the identity provider ignored the requested audience; to fix it, configure the identity provider`},
+		{name: "server refuses a token whose issuer differs by a trailing slash", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			idp: func(f *fakeIdP) { f.token = grantClaims(map[string]any{"iss": f.URL + "/", "aud": "nmp-cli"}) },
+			api: refuseTokens, wantCode: 3, wantErr: "differ only by a trailing slash"},
+		{name: "server refuses an expired token", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			idp: func(f *fakeIdP) {
+				f.token = grantClaims(map[string]any{"iss": f.URL, "aud": "nmp-cli", "exp": time.Now().Add(-time.Hour).Unix()})
+			},
+			api: refuseTokens, wantCode: 3, wantErr: "the token expired at "},
+		{name: "server refuses a token for another reason: its detail", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			discovery: func(idp string) string {
+				return discoveryBody(idp, func(o map[string]any) { o["audience"] = "nmp-cli" })
+			},
+			idp: func(f *fakeIdP) { f.token = grantClaims(map[string]any{"iss": f.URL, "aud": "nmp-cli"}) },
+			api: refuseTokens, wantCode: 3, wantErr: "nothing was saved: the server says: Invalid bearer token"},
+		{name: "server accepts but does not allow (403): saved", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			idp: func(f *fakeIdP) { f.token = grant("openid offline_access platform:read platform:write", true) },
+			api: func(a *fakeAPI) {
+				a.set("POST /apis/auth/v2/self-check", 403, `{"detail":"Forbidden","code":"forbidden"}`)
+			}, wantCode: 0, wantSaved: true, wantErr: "Logged in as alice@example.com"},
+		{name: "server cannot tell (503): saved with a warning", args: []string{"auth", "login", "--username", "alice"},
+			env: map[string]string{"NMP_OIDC_PASSWORD": testPassword},
+			idp: func(f *fakeIdP) { f.token = grant("openid offline_access platform:read platform:write", true) },
+			api: func(a *fakeAPI) {
+				a.set("POST /apis/auth/v2/self-check", 503, `{"detail":"PDP unavailable","code":"pdp_unavailable"}`)
+			}, wantCode: 0, wantSaved: true, wantErr: "could not confirm that the server accepts the new token (PDP unavailable); saving it anyway"},
+		{name: "browser login refused by the server: the page says so", args: []string{"auth", "login", "--browser"},
+			idp: func(f *fakeIdP) {
+				f.token = func(w http.ResponseWriter, _ url.Values) {
+					jsonReply(w, 200, map[string]any{"access_token": "opaque-access-token-5d1c", "token_type": "Bearer"})
+				}
+			},
+			callback: func(u *url.URL) url.Values {
+				return url.Values{"code": {"the-code"}, "state": {u.Query().Get("state")}}
+			},
+			api: refuseTokens, wantCode: 3, wantErr: "opaque access token", wantPage: "Login failed"},
+		{name: "issuer differs from the IdP's by a trailing slash: named, not unreachable", args: []string{"auth", "login"},
+			discovery: func(idp string) string {
+				return discoveryBody(idp, func(o map[string]any) {
+					o["issuer"] = idp + "/"
+					o["token_endpoint"], o["authorization_endpoint"], o["device_authorization_endpoint"] = nil, nil, nil
+				})
+			}, wantCode: 3, wantErr: "only by a trailing slash"},
+		{name: "no token endpoint, IdP down: unreachable", args: []string{"auth", "login"},
+			discovery: func(string) string {
+				return discoveryBody(closed.URL, func(o map[string]any) { o["token_endpoint"] = nil })
+			}, wantCode: 3, wantErr: "cannot be read from here either"},
 		{name: "browser login", args: []string{"auth", "login", "--browser"},
 			idp: func(f *fakeIdP) { f.token = grant("openid offline_access platform:read platform:write", true) },
 			callback: func(u *url.URL) url.Values {
@@ -289,6 +380,9 @@ func TestLoginExitCodes(t *testing.T) {
 				api.set("GET /apis/auth/discovery", 500, `{"detail":"boom"}`)
 			} else {
 				api.set("GET /apis/auth/discovery", 200, body)
+			}
+			if tt.api != nil {
+				tt.api(api)
 			}
 			base := api.URL
 			if tt.deadAPI {
@@ -392,6 +486,80 @@ func TestLoginRequestsPerFlow(t *testing.T) {
 	for k := range want {
 		if f.Get(k) != want.Get(k) {
 			t.Errorf("%s = %q, want %q", k, f.Get(k), want.Get(k))
+		}
+	}
+}
+
+// TestLoginSendsAudience checks that every flow asks the IdP for the
+// audience the server announces (authorization and device authorization
+// requests, every token request, refresh), and for none when the server
+// expects the client_id.
+func TestLoginSendsAudience(t *testing.T) {
+	flows := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"password", []string{"auth", "login", "--username", "alice"}, map[string]string{"NMP_OIDC_PASSWORD": testPassword}},
+		{"device code", []string{"auth", "login", "--no-browser"}, nil},
+		{"browser with PKCE", []string{"auth", "login", "--browser"}, nil},
+	}
+	for _, audience := range []string{"api://nmp", "nmp-cli"} {
+		for _, fl := range flows {
+			t.Run(fl.name+", server audience "+audience, func(t *testing.T) {
+				want := audience
+				if audience == "nmp-cli" { // the client_id: nothing to ask for
+					want = ""
+				}
+				idp := newFakeIdP(t)
+				idp.device = deviceStart(600)
+				idp.token = grant("openid offline_access platform:read platform:write", true)
+				api := newFakeAPI(t)
+				api.set("GET /apis/auth/discovery", 200, discoveryBody(idp.URL, func(o map[string]any) { o["audience"] = audience }))
+				var authURLAudience []string
+				var wg sync.WaitGroup
+				ctx := withLoginHooks(context.Background(), loginHooks{devicePollInterval: time.Second,
+					openBrowser: func(_ context.Context, raw string) error {
+						u, err := url.Parse(raw)
+						if err != nil {
+							return err
+						}
+						authURLAudience = u.Query()["audience"]
+						wg.Go(func() {
+							resp, err := http.Get(u.Query().Get("redirect_uri") + "?" + url.Values{"code": {"c"}, "state": {u.Query().Get("state")}}.Encode())
+							if err == nil {
+								_ = resp.Body.Close()
+							}
+						})
+						return nil
+					}})
+				environ := []string{"HOME=" + t.TempDir(), "NMP_BASE_URL=" + api.URL}
+				for k, v := range fl.env {
+					environ = append(environ, k+"="+v)
+				}
+				var stdout, stderr strings.Builder
+				code := Run(ctx, fl.args, strings.NewReader(""), &stdout, &stderr, environ)
+				wg.Wait()
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr.String())
+				}
+				if fl.name == "browser with PKCE" && strings.Join(authURLAudience, ",") != want {
+					t.Errorf("authorization URL audience %q, want %q", authURLAudience, want)
+				}
+				n := 0
+				for _, f := range idp.requests() {
+					if f.Get("client_id") == "" {
+						continue // the discovery document
+					}
+					n++
+					if strings.Join(f["audience"], ",") != want || f.Has("resource") {
+						t.Errorf("%s request: audience %q, resource %q; want audience %q", cmp.Or(f.Get("grant_type"), "device authorization"), f["audience"], f["resource"], want)
+					}
+				}
+				if n == 0 {
+					t.Error("no request reached the IdP")
+				}
+			})
 		}
 	}
 }

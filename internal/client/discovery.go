@@ -14,7 +14,8 @@ type Discovery struct {
 }
 
 // OIDCDiscovery describes the identity provider the server trusts. Absent
-// endpoints are empty strings.
+// endpoints are empty strings. Audience is the aud the server requires of
+// access tokens (empty from servers that do not announce it).
 type OIDCDiscovery struct {
 	Issuer                      string  `json:"issuer"`
 	AuthorizationEndpoint       string  `json:"authorization_endpoint"`
@@ -22,6 +23,7 @@ type OIDCDiscovery struct {
 	DeviceAuthorizationEndpoint string  `json:"device_authorization_endpoint"`
 	UserinfoEndpoint            string  `json:"userinfo_endpoint"`
 	ClientID                    string  `json:"client_id"`
+	Audience                    string  `json:"audience"`
 	DefaultScopes               string  `json:"default_scopes"`
 	ScopePrefix                 *string `json:"scope_prefix"`
 }
@@ -38,6 +40,7 @@ func (c *Client) Discovery(ctx context.Context) (*Discovery, error) {
 			DeviceAuthorizationEndpoint *string `json:"device_authorization_endpoint"`
 			UserinfoEndpoint            *string `json:"userinfo_endpoint"`
 			ClientID                    *string `json:"client_id"`
+			Audience                    *string `json:"audience"`
 			DefaultScopes               *string `json:"default_scopes"`
 			ScopePrefix                 *string `json:"scope_prefix"`
 		} `json:"oidc"`
@@ -60,6 +63,7 @@ func (c *Client) Discovery(ctx context.Context) (*Discovery, error) {
 			DeviceAuthorizationEndpoint: s(o.DeviceAuthorizationEndpoint),
 			UserinfoEndpoint:            s(o.UserinfoEndpoint),
 			ClientID:                    s(o.ClientID),
+			Audience:                    s(o.Audience),
 			DefaultScopes:               s(o.DefaultScopes),
 			ScopePrefix:                 o.ScopePrefix,
 		}
