@@ -73,6 +73,7 @@ func (s *Server) identify(next http.Handler) http.Handler {
 		}
 		id, err := s.ident.Identify(r.Context(), c)
 		if err != nil {
+			setBearerChallenge(w.Header(), err)
 			s.writeError(w, r, s.refused(r, err))
 			return
 		}
@@ -114,9 +115,37 @@ func (s *Server) refused(r *http.Request, err error) error {
 	}
 	if rej.Err != nil {
 		s.metrics.TokenValidationFailures.WithLabelValues(rej.Detail).Inc()
+		var it *authn.InvalidToken
+		if errors.As(rej.Err, &it) {
+			attrs = append(attrs, it.LogAttrs()...) // the safe facts, never the token
+		}
 	}
 	s.security(r, rej.Reason, nil, attrs...)
 	return rejectionError(rej)
+}
+
+// setBearerChallenge sets the RFC 6750 challenge of a refused bearer
+// token: WWW-Authenticate: Bearer error="invalid_token",
+// error_description="<fixed phrase for the reason>". Other rejections
+// keep the plain "Bearer" challenge writeError adds to every 401.
+func setBearerChallenge(h http.Header, err error) {
+	var rej *authn.Rejection
+	if errors.As(err, &rej) && rej.Code == authn.CodeInvalidToken {
+		h.Set("WWW-Authenticate", bearerChallenge(rej.Detail))
+	}
+}
+
+// bearerChallenge is the invalid_token challenge for a refusal reason.
+// The description is a fixed phrase (authn.TokenErrorDescription), never
+// token content; characters RFC 6750 does not allow are dropped anyway.
+func bearerChallenge(reason string) string {
+	desc := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, authn.TokenErrorDescription(reason))
+	return `Bearer error="invalid_token", error_description="` + desc + `"`
 }
 
 // rejectionError is the HTTP shape of refused credentials.

@@ -59,7 +59,7 @@ func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) err
 	}
 	p, err := s.ident.Bearer(r.Context(), header)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		setBearerChallenge(w.Header(), err) // the same challenge as on API paths
 		return s.refused(r, err)
 	}
 	authorized := false

@@ -161,3 +161,56 @@ func TestAuthenticateCallout(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedTokenChallenge: a refused bearer token gets the RFC 6750
+// challenge with a fixed description per reason, on API paths and in the
+// gateway callout alike, and one security line with the safe facts.
+func TestRefusedTokenChallenge(t *testing.T) {
+	iss := oidctest.New(t)
+	srv := servertest.Start(t, withOIDC(iss))
+	idTok := iss.Mint(t, oidctest.Claims{Subject: "u-alice", Extra: map[string]any{"nonce": "n-1", "at_hash": "abc"}})
+	expired := iss.Mint(t, oidctest.Claims{Subject: "u-alice", TTL: -time.Hour})
+	tests := []struct {
+		name, token, challenge string
+	}{
+		{"ID token", idTok, `Bearer error="invalid_token", error_description="ID tokens are not accepted; send an access token"`},
+		{"expired", expired, `Bearer error="invalid_token", error_description="token expired"`},
+		{"garbage", "not-a-jwt", `Bearer error="invalid_token", error_description="token is malformed"`},
+	}
+	for _, tc := range tests {
+		for _, path := range []string{"/v2/workspaces", "/apis/auth/authenticate"} {
+			t.Run(tc.name+" "+path, func(t *testing.T) {
+				status, h, _ := call(t, "GET", srv.URL+path, "", bearer(tc.token)...)
+				if status != 401 || h.Get("WWW-Authenticate") != tc.challenge {
+					t.Fatalf("%d WWW-Authenticate %q, want %q", status, h.Get("WWW-Authenticate"), tc.challenge)
+				}
+			})
+		}
+	}
+	status, h, _ := call(t, "GET", srv.URL+"/v2/workspaces", "", "Authorization", "Basic x")
+	if status != 401 || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("malformed Authorization: %d %q", status, h.Get("WWW-Authenticate"))
+	}
+	if status, h, _ := call(t, "GET", srv.URL+"/v2/workspaces", ""); status != 401 || h.Get("WWW-Authenticate") != "Bearer" {
+		t.Fatalf("no credentials: %d %q", status, h.Get("WWW-Authenticate"))
+	}
+	logs := srv.Logs()
+	var line string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "detail=id_token_not_accepted") {
+			line = l
+			break
+		}
+	}
+	if line == "" || !strings.Contains(line, "token_iss="+iss.URL) || !strings.Contains(line, "token_kid=test-key-1") ||
+		!strings.Contains(line, "token_typ=JWT") || !strings.Contains(line, "token_aud=[nmp-cli]") {
+		t.Fatalf("security line without the safe facts: %q", line)
+	}
+	for _, tok := range []string{idTok, expired} {
+		for _, part := range strings.Split(tok, ".") {
+			if strings.Contains(logs, part) {
+				t.Fatal("a token part reached the logs")
+			}
+		}
+	}
+}

@@ -43,6 +43,7 @@ func FetchIdP(ctx context.Context, client *http.Client, url string) ([]byte, err
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent())
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
@@ -75,9 +76,20 @@ func FetchProviderMetadata(ctx context.Context, client *http.Client, issuer stri
 		return nil, errors.New("discovery document is not valid JSON")
 	}
 	if md.Issuer != issuer {
+		if OnlyTrailingSlashDiffers(md.Issuer, issuer) {
+			return &md, fmt.Errorf("%w: %s differs from the configured issuer %s only by a trailing slash; set auth.oidc.issuer to the document's issuer exactly",
+				ErrIssuerMismatch, clip(md.Issuer), issuer)
+		}
 		return &md, fmt.Errorf("%w: %s instead of the configured %s", ErrIssuerMismatch, clip(md.Issuer), issuer)
 	}
 	return &md, nil
+}
+
+// OnlyTrailingSlashDiffers reports whether a and b differ only in a
+// trailing slash ("https://idp/" and "https://idp"), the most common
+// issuer misconfiguration: issuers are compared exactly.
+func OnlyTrailingSlashDiffers(a, b string) bool {
+	return a != b && strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
 // DiscoveryCache keeps an issuer's discovery document for a TTL and

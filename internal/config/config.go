@@ -88,6 +88,9 @@ type OIDCConfig struct {
 	JWKSCacheTTLSeconds           int      `yaml:"jwks_cache_ttl_seconds"`
 	JWKSRefetchMinIntervalSeconds int      `yaml:"jwks_refetch_min_interval_seconds"`
 	HTTPTimeoutSeconds            int      `yaml:"http_timeout_seconds"`
+	// MaxTokenLifetimeSeconds refuses tokens whose exp − iat exceeds it;
+	// 0 = no limit.
+	MaxTokenLifetimeSeconds int `yaml:"max_token_lifetime_seconds"`
 }
 
 // TokenSigningConfig is the `auth.token_signing` section.
@@ -219,6 +222,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				JWKSCacheTTLSeconds:           3600,
 				JWKSRefetchMinIntervalSeconds: 30,
 				HTTPTimeoutSeconds:            10,
+				MaxTokenLifetimeSeconds:       86400,
 			},
 			TokenSigning: TokenSigningConfig{KeyID: "nemo-platform-signing"},
 			AccessKeys: AccessKeysConfig{

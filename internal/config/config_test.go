@@ -57,6 +57,7 @@ func TestDefault(t *testing.T) {
 		{"auth.oidc.jwks_cache_ttl_seconds", c.Auth.OIDC.JWKSCacheTTLSeconds, 3600},
 		{"auth.oidc.jwks_refetch_min_interval_seconds", c.Auth.OIDC.JWKSRefetchMinIntervalSeconds, 30},
 		{"auth.oidc.http_timeout_seconds", c.Auth.OIDC.HTTPTimeoutSeconds, 10},
+		{"auth.oidc.max_token_lifetime_seconds", c.Auth.OIDC.MaxTokenLifetimeSeconds, 86400},
 		{"auth.token_signing.issuer", c.Auth.TokenSigning.Issuer, (*string)(nil)},
 		{"auth.token_signing.key_id", c.Auth.TokenSigning.KeyID, "nemo-platform-signing"},
 		{"auth.token_signing.private_key_file", c.Auth.TokenSigning.PrivateKeyFile, (*string)(nil)},

@@ -32,6 +32,8 @@ func TestEnvOverrides(t *testing.T) {
 		{"nullable empty is nil", []string{"NMP_AUTH_OIDC__AUDIENCE="}, func(c *Config) any { return []any{c.Auth.OIDC.Audience, c.IsExplicit("auth.oidc.audience")} }, []any{(*string)(nil), true}},
 		{"empty string", []string{"NMP_AUTH_OIDC__GROUPS_CLAIM="}, func(c *Config) any { return c.Auth.OIDC.GroupsClaim }, ""},
 		{"empty bool is false", []string{"NMP_PLATFORM_SEED_ON_STARTUP="}, func(c *Config) any { return c.Platform.SeedOnStartup }, false},
+		{"max token lifetime", []string{"NMP_AUTH_OIDC__MAX_TOKEN_LIFETIME_SECONDS=3600"}, func(c *Config) any { return c.Auth.OIDC.MaxTokenLifetimeSeconds }, 3600},
+		{"max token lifetime off", []string{"NMP_AUTH_OIDC__MAX_TOKEN_LIFETIME_SECONDS=0"}, func(c *Config) any { return c.Auth.OIDC.MaxTokenLifetimeSeconds }, 0},
 		{"empty int is zero", []string{"NMP_AUTH_TOKEN_LEEWAY_SECONDS="}, func(c *Config) any { return c.Auth.TokenLeewaySeconds }, 0},
 		{"nested", []string{"NMP_AUTH_OIDC__ISSUER=https://idp/", "NMP_AUTH_OIDC__ENABLED=true", "NMP_AUTH_OIDC__CLIENT_ID=cli"},
 			func(c *Config) any { return c.Auth.OIDC.Issuer }, "https://idp/"},

@@ -197,6 +197,7 @@ func (c *Config) validateOIDC(p *problems) {
 	atLeast(p, "auth.oidc.jwks_cache_ttl_seconds", o.JWKSCacheTTLSeconds, 0)
 	atLeast(p, "auth.oidc.jwks_refetch_min_interval_seconds", o.JWKSRefetchMinIntervalSeconds, 0)
 	atLeast(p, "auth.oidc.http_timeout_seconds", o.HTTPTimeoutSeconds, 1)
+	atLeast(p, "auth.oidc.max_token_lifetime_seconds", o.MaxTokenLifetimeSeconds, 0)
 }
 
 // checkIssuer requires an http(s) URL and, when OIDC is enabled, warns about

@@ -143,6 +143,7 @@ func TestValidateErrors(t *testing.T) {
 			c.Auth.OIDC.JWKSCacheTTLSeconds = -1
 			c.Auth.OIDC.JWKSRefetchMinIntervalSeconds = -1
 			c.Auth.OIDC.HTTPTimeoutSeconds = 0
+			c.Auth.OIDC.MaxTokenLifetimeSeconds = -1
 			c.Auth.AccessKeys.RotationGracePeriodSeconds = -1
 			c.Auth.AccessKeys.MaxRotationGracePeriodSeconds = -1
 			c.Entities.DatabaseConfig.ConnectionsLimit = 0
@@ -158,6 +159,7 @@ func TestValidateErrors(t *testing.T) {
 			"auth.oidc.jwks_cache_ttl_seconds: must be at least 0, got -1",
 			"auth.oidc.jwks_refetch_min_interval_seconds: must be at least 0, got -1",
 			"auth.oidc.http_timeout_seconds: must be at least 1, got 0",
+			"auth.oidc.max_token_lifetime_seconds: must be at least 0, got -1",
 			"auth.access_keys.rotation_grace_period_seconds: must be at least 0, got -1",
 			refused("auth.access_keys.rotation_grace_period_seconds"),
 			"auth.access_keys.max_rotation_grace_period_seconds: must be at least 0, got -1",

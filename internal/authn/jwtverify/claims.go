@@ -19,32 +19,44 @@ func numeric(claims map[string]any, name string) (float64, bool, *authn.InvalidT
 	}
 	n, ok := raw.(json.Number)
 	if !ok {
-		return 0, false, reject(ReasonMalformed, "%s is not numeric", name)
+		return 0, false, rejectClaim(ReasonMalformed, name, "%s is not numeric", name)
 	}
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false, reject(ReasonMalformed, "%s is not a finite number", name)
+		return 0, false, rejectClaim(ReasonMalformed, name, "%s is not a finite number", name)
+	}
+	if f < 0 || f > maxNumericDate {
+		return 0, false, rejectClaim(ReasonMalformed, name, "%s is outside 1970 to 9999", name)
 	}
 	return f, true, nil
 }
 
+// maxNumericDate is 9999-12-31T23:59:59Z: a NumericDate beyond it is no
+// date any IdP issues (and overflows time.Time arithmetic).
+const maxNumericDate = 253402300799
+
 // checkTimes applies step 5 with leeway L: reject if now > exp + L,
 // now < nbf − L or iat > now + L. iat is always required, exp only when
-// requireExp (signed tokens). It returns exp (+Inf when absent).
+// requireExp (signed tokens and RFC 9068 ones). Then the lifetime limit
+// (auth.oidc.max_token_lifetime_seconds, M): exp − iat > M is refused
+// without leeway, both times being the IdP's; without iat (never for
+// tokens checked here today) exp − now > M + L. A token without exp has
+// no lifetime to limit (unsigned development tokens). It returns exp
+// (+Inf when absent).
 func (v *Verifier) checkTimes(claims map[string]any, now float64, requireExp bool) (float64, *authn.InvalidToken) {
 	exp, hasExp, it := numeric(claims, "exp")
 	if it != nil {
 		return 0, it
 	}
 	if !hasExp && requireExp {
-		return 0, reject(ReasonMissingClaim, "exp missing")
+		return 0, rejectClaim(ReasonMissingClaim, "exp", "exp missing")
 	}
 	iat, hasIat, it := numeric(claims, "iat")
 	if it != nil {
 		return 0, it
 	}
 	if !hasIat {
-		return 0, reject(ReasonMissingClaim, "iat missing")
+		return 0, rejectClaim(ReasonMissingClaim, "iat", "iat missing")
 	}
 	nbf, hasNbf, it := numeric(claims, "nbf")
 	if it != nil {
@@ -60,9 +72,27 @@ func (v *Verifier) checkTimes(claims map[string]any, now float64, requireExp boo
 		return 0, reject(ReasonIssuedInFuture, "token issued in the future (iat)")
 	}
 	if !hasExp {
-		exp = math.Inf(1)
+		return math.Inf(1), nil
+	}
+	if it := v.checkLifetime(exp, iat, hasIat, now); it != nil {
+		return 0, it
 	}
 	return exp, nil
+}
+
+// checkLifetime refuses a token living longer than the configured
+// maximum (0 = no limit).
+func (v *Verifier) checkLifetime(exp, iat float64, hasIat bool, now float64) *authn.InvalidToken {
+	M := v.maxLifetime
+	switch {
+	case M <= 0:
+		return nil
+	case hasIat && exp-iat > M:
+		return reject(ReasonLifetimeExceeded, "token lifetime exp - iat of %.0f s exceeds %.0f s", exp-iat, M)
+	case !hasIat && exp-now > M+v.leeway:
+		return reject(ReasonLifetimeExceeded, "token expires in %.0f s, more than %.0f s", exp-now, M)
+	}
+	return nil
 }
 
 // checkAudience applies step 6: aud, a string or an array of strings,
@@ -70,7 +100,7 @@ func (v *Verifier) checkTimes(claims map[string]any, now float64, requireExp boo
 func (v *Verifier) checkAudience(claims map[string]any) *authn.InvalidToken {
 	switch aud := claims["aud"].(type) {
 	case nil:
-		return reject(ReasonAudienceMismatch, "aud missing")
+		return rejectClaim(ReasonAudienceMismatch, "aud", "aud missing")
 	case string:
 		if aud == v.audience {
 			return nil
@@ -94,24 +124,30 @@ func (v *Verifier) checkAudience(claims map[string]any) *authn.InvalidToken {
 }
 
 // principal applies step 7 and the claims mapping (authn.md "Claims
-// mapping"). requireSub is set for unsigned tokens, where sub itself is
-// required.
+// mapping"). subject_claim, email_claim and groups_claim may name nested
+// claims (see lookupClaim). requireSub is set for unsigned tokens, where
+// sub itself is required. A mapped claim missing from the token is
+// reported once per issuer and claim (missingClaim).
 func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool) (*authn.Principal, *authn.InvalidToken) {
 	sub, ok := claims["sub"].(string)
 	if !ok && claims["sub"] != nil {
-		return nil, reject(ReasonInvalidSubject, "sub is not a string")
+		return nil, rejectClaim(ReasonInvalidSubject, "sub", "sub is not a string")
 	}
 	if requireSub && sub == "" {
-		return nil, reject(ReasonMissingClaim, "sub missing")
+		return nil, rejectClaim(ReasonMissingClaim, "sub", "sub missing")
 	}
 	id := ""
 	if v.subjectClaim != "sub" {
-		switch s := claims[v.subjectClaim].(type) {
+		raw, found := lookupClaim(claims, v.subjectClaim)
+		switch s := raw.(type) {
 		case nil:
 		case string:
 			id = s
 		default:
-			return nil, reject(ReasonInvalidSubject, "%s is not a string", v.subjectClaim)
+			return nil, rejectClaim(ReasonInvalidSubject, v.subjectClaim, "%s is not a string", v.subjectClaim)
+		}
+		if !found {
+			v.missingClaim(iss, "auth.oidc.subject_claim", v.subjectClaim, "falling back to sub")
 		}
 	}
 	if id == "" {
@@ -119,7 +155,7 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 	}
 	switch {
 	case id == "":
-		return nil, reject(ReasonMissingClaim, "sub missing")
+		return nil, rejectClaim(ReasonMissingClaim, "sub", "sub missing")
 	case ident.Reserved(id):
 		return nil, reject(ReasonReservedSubject, "subject %s uses a reserved prefix", clip(id))
 	case !ident.ValidPrincipalID(id):
@@ -134,21 +170,28 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 		v.log.Warn("dropped invalid token claim values", "claim", claim, "dropped", n, "iss", iss, "sub", id)
 	}
 
-	// Email.
-	if raw, ok := claims[v.emailClaim]; ok && raw != nil {
+	// Email (what auth.admin_email and email bindings match).
+	if raw, ok := lookupClaim(claims, v.emailClaim); ok {
 		if s, ok := raw.(string); ok && ident.ValidEmail(s) && !hasControl(s) {
 			p.Email = s
 		} else if raw != "" {
 			warn(v.emailClaim, 1)
 		}
+	} else {
+		v.missingClaim(iss, "auth.oidc.email_claim", v.emailClaim, "the principal has no email")
 	}
 
-	// Groups: groups_claim, else cognito:groups.
+	// Groups: groups_claim, else cognito:groups. A string is one group
+	// or a comma-separated list (never split on spaces: a display name
+	// such as "Data Science" must not become two groups).
 	gclaim := v.groupsClaim
-	graw, ok := claims[gclaim]
-	if !ok || graw == nil {
-		gclaim = "cognito:groups"
-		graw = claims[gclaim]
+	graw, ok := lookupClaim(claims, gclaim)
+	if !ok {
+		if graw, ok = claims["cognito:groups"]; ok && graw != nil {
+			gclaim = "cognito:groups"
+		} else {
+			v.missingClaim(iss, "auth.oidc.groups_claim", v.groupsClaim, "the principal has no groups")
+		}
 	}
 	var items []string
 	dropped := 0
@@ -182,7 +225,7 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 		warn(gclaim, dropped)
 	}
 	if len(p.Groups) > maxGroups {
-		return nil, reject(ReasonTooManyGroups, "more than %d groups", maxGroups)
+		return nil, rejectClaim(ReasonTooManyGroups, gclaim, "more than %d groups", maxGroups)
 	}
 
 	// Scopes: scope, else scp.
@@ -214,3 +257,26 @@ func (v *Verifier) principal(claims map[string]any, iss string, requireSub bool)
 }
 
 func hasControl(s string) bool { return strings.ContainsFunc(s, unicode.IsControl) }
+
+// maxMissingClaimWarnings bounds the (issuer, claim) pairs remembered;
+// unsigned tokens name any issuer they like.
+const maxMissingClaimWarnings = 1000
+
+// missingClaim logs, once per issuer and claim, that a mapped claim is
+// absent from an otherwise valid token: a configuration problem (wrong
+// claim name, or no mapper at the IdP) rather than a refusal.
+func (v *Verifier) missingClaim(iss, setting, claim, effect string) {
+	k := iss + "\x00" + claim
+	if _, seen := v.warned.Load(k); seen {
+		return
+	}
+	if v.warnedCount.Load() >= maxMissingClaimWarnings {
+		return
+	}
+	if _, seen := v.warned.LoadOrStore(k, struct{}{}); seen {
+		return
+	}
+	v.warnedCount.Add(1)
+	v.log.Warn("configured token claim missing (logged once per issuer and claim)", "event", "config",
+		"setting", setting, "claim", claim, "iss", clip(iss), "effect", effect)
+}

@@ -18,7 +18,7 @@ var knownReasons = map[string]bool{
 	ReasonCritHeader: true, ReasonUnknownIssuer: true, ReasonBadSignature: true, ReasonUnknownKid: true,
 	ReasonExpired: true, ReasonNotYetValid: true, ReasonIssuedInFuture: true, ReasonMissingClaim: true,
 	ReasonAudienceMismatch: true, ReasonInvalidSubject: true, ReasonReservedSubject: true,
-	ReasonTooManyGroups: true, ReasonJWKSFetchFailed: true,
+	ReasonTooManyGroups: true, ReasonJWKSFetchFailed: true, ReasonIDToken: true, ReasonLifetimeExceeded: true,
 }
 
 // FuzzValidate: arbitrary strings never panic and never validate unless
@@ -39,6 +39,9 @@ func FuzzValidate(f *testing.F) {
 		sign(f, &testKey{kid: "ec-1", alg: jose.ES256, priv: ecPriv()}, c, nil),
 		signWith(f, jose.HS256, rsaPublicPEM(f), "rsa-1", c, nil),
 		unsigned(c),
+		unsigned(with(c, "nonce", "n", "typ", "ID")),
+		b64j(map[string]any{"alg": "none", "typ": "at+jwt"}) + "." + b64j(with(c, "exp", 1e300)) + ".",
+		signShape(f, &testKey{kid: "rsa-1", alg: jose.RS256, priv: rsaOther()}, "rsa-1", map[string]any{"typ": "id+jwt"}, c),
 		unsigned(with(c, "sub", "service:x", "groups", strings.Join(kids("g", 101), ","))),
 		b64j(map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"x"}}) + "." + b64j(c) + ".AAAA",
 		"", ".", "..", "a.b.c", "e30.e30.", "!!.@@.##",

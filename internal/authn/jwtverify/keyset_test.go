@@ -147,7 +147,9 @@ func TestUnknownKidBurst(t *testing.T) {
 // then tokens fail closed; the IdP coming back restores service.
 func TestStaleKeys(t *testing.T) {
 	i := newIDP(t, keyRSA())
-	h := newHarness(t, authConfig(i.URL()))
+	cfg := authConfig(i.URL())
+	cfg.OIDC.MaxTokenLifetimeSeconds = 0 // the token lives 72 h
+	h := newHarness(t, cfg)
 	long := with(claims(i.URL()), "exp", t0.Add(72*time.Hour).Unix())
 	tok := sign(t, keyRSA(), long, nil)
 	fresh := sign(t, keyRSA(), with(long, "sub", "bob"), nil)

@@ -42,9 +42,11 @@ func isBase64URL(c byte) bool {
 }
 
 type header struct {
-	alg  string
-	kid  string // "" when absent
-	crit bool
+	alg    string
+	kid    string // "" when absent
+	typ    string // "" when absent
+	hasTyp bool
+	crit   bool
 }
 
 // parseHeader decodes the JOSE header into a map (exact, case-sensitive
@@ -67,6 +69,12 @@ func parseHeader(part string) (header, *authn.InvalidToken) {
 		if err := json.Unmarshal(k, &h.kid); err != nil {
 			return h, reject(ReasonMalformed, "kid is not a string")
 		}
+	}
+	if t, ok := m["typ"]; ok && string(t) != "null" {
+		if err := json.Unmarshal(t, &h.typ); err != nil {
+			return h, reject(ReasonMalformed, "typ is not a string")
+		}
+		h.hasTyp = true
 	}
 	_, h.crit = m["crit"]
 	if _, ok := m["b64"]; ok { // RFC 7797 requires crit; never valid here

@@ -17,6 +17,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -45,6 +48,8 @@ const (
 	ReasonReservedSubject    = "reserved_subject"
 	ReasonTooManyGroups      = "too_many_groups"
 	ReasonJWKSFetchFailed    = "jwks_fetch_failed"
+	ReasonIDToken            = "id_token_not_accepted"
+	ReasonLifetimeExceeded   = "lifetime_exceeded"
 )
 
 const (
@@ -94,6 +99,8 @@ type Verifier struct {
 	ttl     time.Duration
 	minGap  time.Duration
 	leeway  float64 // seconds
+	// maxLifetime is auth.oidc.max_token_lifetime_seconds; 0 = no limit.
+	maxLifetime float64
 
 	unsigned     bool
 	audience     string
@@ -106,6 +113,10 @@ type Verifier struct {
 	// the primary set, then (additional issuers) the issuer's own.
 	issuers map[string][]*keySet
 	cache   *tokenCache
+
+	// warned holds the (issuer, claim) pairs whose absence was logged.
+	warned      sync.Map
+	warnedCount atomic.Int64
 }
 
 var _ authn.TokenValidator = (*Verifier)(nil)
@@ -139,6 +150,7 @@ func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
 		ttl:          seconds(oc.JWKSCacheTTLSeconds, 3600),
 		minGap:       seconds(oc.JWKSRefetchMinIntervalSeconds, 30),
 		leeway:       float64(max(cfg.TokenLeewaySeconds, 0)),
+		maxLifetime:  float64(max(oc.MaxTokenLifetimeSeconds, 0)),
 		unsigned:     cfg.AllowUnsignedJWT,
 		subjectClaim: orDefault(oc.SubjectClaim, "sub"),
 		emailClaim:   orDefault(oc.EmailClaim, "email"),
@@ -150,7 +162,7 @@ func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
 	}
 	v.client = o.client
 	if v.client == nil {
-		v.client = &http.Client{Timeout: v.timeout, CheckRedirect: noDowngrade}
+		v.client = authn.NewIdPClient(v.timeout, noDowngrade)
 	}
 	if o.cacheSize > 0 {
 		v.cache = newTokenCache(o.cacheSize)
@@ -161,6 +173,11 @@ func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
 		}
 		if v.audience = oc.ExpectedAudience(); v.audience == "" {
 			return nil, errors.New("jwtverify: auth.oidc.audience or auth.oidc.client_id is required")
+		}
+		if oc.Audience == nil || *oc.Audience == "" {
+			v.log.Warn("auth.oidc.audience is unset: bearer tokens are checked against auth.oidc.client_id, the audience of the ID tokens "+
+				"the IdP issues to the CLI; ID tokens are refused by their markers only. Set auth.oidc.audience to the audience of "+
+				"the access tokens issued for this API", "client_id", oc.ClientID)
 		}
 		primary := &keySet{v: v, issuer: oc.Issuer}
 		if oc.JWKSURI != nil && *oc.JWKSURI != "" {
@@ -227,6 +244,51 @@ func reject(reason, format string, args ...any) *authn.InvalidToken {
 	return &authn.InvalidToken{Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }
 
+// rejectClaim is reject naming the missing or offending claim.
+func rejectClaim(reason, claim, format string, args ...any) *authn.InvalidToken {
+	it := reject(reason, format, args...)
+	it.Claim = claim
+	return it
+}
+
+// addFacts records the refused token's safe facts (iss and aud as sent,
+// kid, typ) for the security log, each bounded.
+func addFacts(it *authn.InvalidToken, h header, claims map[string]any) {
+	it.KeyID, it.Type = bound(h.kid), bound(h.typ)
+	if claims == nil {
+		return
+	}
+	if iss, ok := claims["iss"].(string); ok {
+		it.Issuer = bound(iss)
+	}
+	switch aud := claims["aud"].(type) {
+	case string:
+		it.Audience = []string{bound(aud)}
+	case []any:
+		for i, a := range aud {
+			if s, ok := a.(string); ok && i < maxLoggedAudiences {
+				it.Audience = append(it.Audience, bound(s))
+			}
+		}
+	}
+}
+
+const maxLoggedAudiences = 5
+
+// bound shortens an untrusted value for the log (no quoting: slog
+// quotes) and drops control characters.
+func bound(s string) string {
+	if len(s) > 128 {
+		s = s[:128] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // Validate implements authn.TokenValidator. Every refusal is an
 // *authn.InvalidToken whose Detail never holds the token or a part of it
 // other than iss, kid, alg or sub.
@@ -238,7 +300,16 @@ func (v *Verifier) Validate(ctx context.Context, token string) (*authn.Principal
 	return p, nil
 }
 
-func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal, *authn.InvalidToken) {
+func (v *Verifier) validate(ctx context.Context, token string) (_ *authn.Principal, refused *authn.InvalidToken) {
+	var (
+		hdr        header
+		unverified map[string]any
+	)
+	defer func() {
+		if refused != nil {
+			addFacts(refused, hdr, unverified)
+		}
+	}()
 	// Step 1: size and shape.
 	if len(token) > maxTokenSize {
 		return nil, reject(ReasonTooLarge, "token exceeds 16 KiB")
@@ -254,7 +325,7 @@ func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal
 	if it != nil {
 		return nil, it
 	}
-	hdr, it := parseHeader(parts[0])
+	hdr, it = parseHeader(parts[0])
 	if it != nil {
 		return nil, it
 	}
@@ -266,7 +337,7 @@ func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal
 		if hdr.crit {
 			return nil, reject(ReasonCritHeader, "crit header not supported")
 		}
-		return v.validateUnsigned(parts)
+		return v.validateUnsigned(hdr, parts, &unverified)
 	}
 	if !algAllowed(hdr.alg) {
 		return nil, reject(ReasonAlgNotAllowed, "alg %s not allowed", clip(hdr.alg))
@@ -276,7 +347,7 @@ func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal
 	}
 	// Step 3: the unverified issuer picks the key sets; no network
 	// call for an unknown one.
-	unverified, it := decodeClaims(parts[1])
+	unverified, it = decodeClaims(parts[1])
 	if it != nil {
 		return nil, it
 	}
@@ -286,7 +357,7 @@ func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal
 	}
 	sets := v.issuers[iss]
 	if sets == nil {
-		return nil, reject(ReasonUnknownIssuer, "issuer %s not trusted", clip(iss))
+		return nil, v.unknownIssuer(iss)
 	}
 	// Step 4: signature.
 	jws, err := jose.ParseSignedCompact(token, allowedAlgs)
@@ -306,6 +377,13 @@ func (v *Verifier) validate(ctx context.Context, token string) (*authn.Principal
 	}
 	if got, _ := claims["iss"].(string); got != iss {
 		return nil, reject(ReasonUnknownIssuer, "issuer changed after verification")
+	}
+	unverified = claims // now verified: the facts come from the signed payload
+	// Only access tokens: an ID token, issued to the CLI with the same
+	// aud when auth.oidc.audience is unset, must not pass as a bearer
+	// token (checked before time and audience, the operator's best hint).
+	if sig := idTokenSignal(hdr, claims); sig != "" {
+		return nil, reject(ReasonIDToken, "not an access token: %s", sig)
 	}
 	// Step 5: time claims.
 	now := unixSeconds(v.now())
@@ -350,8 +428,10 @@ func (v *Verifier) cached(ctx context.Context, key [32]byte) (*authn.Principal, 
 
 // validateUnsigned checks an `alg: none` token (authn.md "Unsigned
 // JWT"): no signature, iss or aud checks; sub and iat required; exp and
-// nbf checked when present. Never cached.
-func (v *Verifier) validateUnsigned(parts [3]string) (*authn.Principal, *authn.InvalidToken) {
+// nbf checked when present (exp required with typ at+jwt); ID tokens
+// refused as for signed ones. Never cached. The decoded claims are left
+// in *decoded for the refusal's facts.
+func (v *Verifier) validateUnsigned(hdr header, parts [3]string, decoded *map[string]any) (*authn.Principal, *authn.InvalidToken) {
 	if parts[2] != "" {
 		return nil, reject(ReasonMalformed, "unsigned token must have an empty signature")
 	}
@@ -359,11 +439,26 @@ func (v *Verifier) validateUnsigned(parts [3]string) (*authn.Principal, *authn.I
 	if it != nil {
 		return nil, it
 	}
-	if _, it := v.checkTimes(claims, unixSeconds(v.now()), false); it != nil {
+	*decoded = claims
+	if sig := idTokenSignal(hdr, claims); sig != "" {
+		return nil, reject(ReasonIDToken, "not an access token: %s", sig)
+	}
+	if _, it := v.checkTimes(claims, unixSeconds(v.now()), hdr.isAccessTokenJWT()); it != nil {
 		return nil, it
 	}
 	iss, _ := claims["iss"].(string)
 	return v.principal(claims, iss, true)
+}
+
+// unknownIssuer refuses an untrusted iss, naming the common mistake of
+// a trailing-slash difference from a configured issuer.
+func (v *Verifier) unknownIssuer(iss string) *authn.InvalidToken {
+	for known := range v.issuers {
+		if authn.OnlyTrailingSlashDiffers(iss, known) {
+			return reject(ReasonUnknownIssuer, "issuer %s not trusted: it differs from the configured issuer %s only by a trailing slash", clip(iss), clip(known))
+		}
+	}
+	return reject(ReasonUnknownIssuer, "issuer %s not trusted", clip(iss))
 }
 
 func algAllowed(alg string) bool {

@@ -72,6 +72,8 @@ type Claims struct {
 	Audience string
 	TTL      time.Duration
 	ID       string
+	// Extra claims, set last (an ID token's nonce, a nested claim).
+	Extra map[string]any
 }
 
 // Mint signs an access token for audience c.Audience (default "nmp-cli").
@@ -99,6 +101,9 @@ func (iss *Issuer) Mint(t testing.TB, c Claims) string {
 	}
 	if c.ID != "" {
 		claims["jti"] = c.ID
+	}
+	for k, v := range c.Extra {
+		claims[k] = v
 	}
 	tok, err := jwt.Signed(iss.signer).Claims(claims).Serialize()
 	if err != nil {
