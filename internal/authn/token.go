@@ -15,6 +15,9 @@ type TokenValidator interface {
 type InvalidToken struct {
 	Reason string
 	Detail string
+	// Hint, if set, is told to the client after "Invalid bearer token: "
+	// (how to fix a token of the wrong kind); never token content.
+	Hint string
 }
 
 func (e *InvalidToken) Error() string { return "invalid token: " + e.Reason + ": " + e.Detail }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authn/introspect"
 	"github.com/nmp-project/nmp/internal/authn/jwtverify"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
@@ -136,7 +137,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, fmt.Errorf("token validation: %w", err)
 		}
-		tokens = v
+		router := &authn.TokenRouter{JWT: v, Log: log, Now: s.clock}
+		if cfg.Auth.OIDC.Enabled && cfg.Auth.OIDC.Introspection.Enabled {
+			in, err := introspect.New(cfg.Auth, v, introspect.WithClock(s.clock), introspect.WithLogger(log))
+			if err != nil {
+				return nil, fmt.Errorf("token introspection: %w", err)
+			}
+			router.Opaque = in
+		}
+		tokens = router
 	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, PDP: pdp.NewEmbedded(s.engine),
