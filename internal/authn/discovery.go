@@ -55,7 +55,7 @@ func DoIdP(client *http.Client, req *http.Request) ([]byte, http.Header, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxIdPResponseBytes))
 		return nil, resp.Header, fmt.Errorf("HTTP status %d", resp.StatusCode)

@@ -236,7 +236,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				DefaultScopes:                 "openid profile email offline_access",
 				DiscoveryCacheTTL:             300,
 				JWKSCacheTTLSeconds:           3600,
-				JWKSRefetchMinIntervalSeconds: 30,
+				JWKSRefetchMinIntervalSeconds: 1,
 				HTTPTimeoutSeconds:            10,
 				Introspection: IntrospectionConfig{
 					CacheTTLSeconds:       60,

@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 		{"auth.oidc.scope_prefix", c.Auth.OIDC.ScopePrefix, (*string)(nil)},
 		{"auth.oidc.discovery_cache_ttl", c.Auth.OIDC.DiscoveryCacheTTL, 300},
 		{"auth.oidc.jwks_cache_ttl_seconds", c.Auth.OIDC.JWKSCacheTTLSeconds, 3600},
-		{"auth.oidc.jwks_refetch_min_interval_seconds", c.Auth.OIDC.JWKSRefetchMinIntervalSeconds, 30},
+		{"auth.oidc.jwks_refetch_min_interval_seconds", c.Auth.OIDC.JWKSRefetchMinIntervalSeconds, 1},
 		{"auth.oidc.introspection.cache_ttl_seconds", c.Auth.OIDC.Introspection.CacheTTLSeconds, 60},
 		{"auth.oidc.introspection.max_requests_per_second", c.Auth.OIDC.Introspection.MaxRequestsPerSecond, 50},
 		{"auth.oidc.introspection.max_concurrent_requests", c.Auth.OIDC.Introspection.MaxConcurrentRequests, 8},
