@@ -151,8 +151,11 @@ func bearerChallenge(reason string) string {
 // rejectionError is the HTTP shape of refused credentials.
 func rejectionError(rej *authn.Rejection) *apierror.Error {
 	status := http.StatusUnauthorized
-	if rej.BadInput() {
+	switch {
+	case rej.BadInput():
 		status = http.StatusBadRequest
+	case rej.Unavailable():
+		status = http.StatusServiceUnavailable
 	}
 	return &apierror.Error{Status: status, Code: rej.Code, Detail: rej.Message}
 }

@@ -65,7 +65,8 @@ func TestBearerTokens(t *testing.T) {
 		{"expired", expired, "expired"},
 		{"wrong audience", wrongAud, "audience_mismatch"},
 		{"tampered", alice[:len(alice)-4] + "AAAA", "bad_signature"},
-		{"garbage", "not-a-jwt", "malformed"},
+		{"opaque", "not-a-jwt", "opaque_token"},
+		{"malformed JWT", "eyJhbGciOiJSUzI1NiJ9.e30.!!", "malformed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ type ProviderMetadata struct {
 	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
 	UserinfoEndpoint            string `json:"userinfo_endpoint"`
 	JWKSURI                     string `json:"jwks_uri"`
+	IntrospectionEndpoint       string `json:"introspection_endpoint"`
 }
 
 // ErrIssuerMismatch: the discovery document names another issuer than
@@ -42,25 +43,32 @@ func FetchIdP(ctx context.Context, client *http.Client, url string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
+	body, _, err := DoIdP(client, req)
+	return body, err
+}
+
+// DoIdP sends an IdP request (Accept: application/json): 200 only, body
+// at most 1 MiB. It returns the body and the response headers.
+func DoIdP(client *http.Client, req *http.Request) ([]byte, http.Header, error) {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", UserAgent())
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = resp.Body.Close() }() // only read from: a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxIdPResponseBytes))
-		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
+		return nil, resp.Header, fmt.Errorf("HTTP status %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxIdPResponseBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, resp.Header, err
 	}
 	if len(body) > MaxIdPResponseBytes {
-		return nil, errors.New("response body exceeds 1 MiB")
+		return nil, resp.Header, errors.New("response body exceeds 1 MiB")
 	}
-	return body, nil
+	return body, resp.Header, nil
 }
 
 // FetchProviderMetadata GETs and parses an issuer's discovery document;

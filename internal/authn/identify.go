@@ -17,6 +17,7 @@ const (
 	CodeInvalidToken             = "invalid_token"
 	CodeBearerNotConfigured      = "bearer_not_configured"
 	CodeMissingToken             = "missing_token"
+	CodeIdPUnavailable           = "idp_unavailable"
 )
 
 // Rejection is refused credentials: what the caller is told (Code,
@@ -41,6 +42,11 @@ func (r *Rejection) Unwrap() error { return r.Err }
 func (r *Rejection) BadInput() bool {
 	return r.Code == CodeInvalidHeader || r.Code == CodeInvalidScope
 }
+
+// Unavailable reports whether the credentials could not be checked
+// because the identity provider is unavailable (an HTTP 503: fail closed,
+// but not the client's fault).
+func (r *Rejection) Unavailable() bool { return r.Code == CodeIdPUnavailable }
 
 func untrustedHeaders(detail string) *Rejection {
 	return &Rejection{Code: CodeUntrustedIdentityHeaders, Message: "Identity headers are not accepted from this source",
@@ -184,12 +190,21 @@ func (i *Identifier) Bearer(ctx context.Context, authorization string) (*Princip
 	}
 	p, err := i.cfg.Tokens.Validate(ctx, token)
 	if err != nil {
+		var un *IdPUnavailable
+		if errors.As(err, &un) {
+			return nil, &Rejection{Code: CodeIdPUnavailable, Message: "Identity provider unavailable; try again later",
+				Reason: CodeIdPUnavailable, Detail: un.Reason, Err: err}
+		}
 		sub := "invalid"
 		var it *InvalidToken
+		rej := invalidToken(sub, err)
 		if errors.As(err, &it) {
-			sub = it.Reason
+			rej.Detail = it.Reason
+			if it.Hint != "" {
+				rej.Message += ": " + it.Hint
+			}
 		}
-		return nil, invalidToken(sub, err)
+		return nil, rej
 	}
 	return p, nil
 }

@@ -27,6 +27,9 @@ type InvalidToken struct {
 	KeyID    string   // header kid
 	Type     string   // header typ
 	Claim    string   // the missing or offending claim
+	// Hint, if set, is told to the client after "Invalid bearer token: "
+	// (how to fix a token of the wrong kind); never token content.
+	Hint string
 }
 
 func (e *InvalidToken) Error() string { return "invalid token: " + e.Reason + ": " + e.Detail }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
@@ -79,6 +81,7 @@ type OIDCConfig struct {
 	TokenEndpoint                 *string  `yaml:"token_endpoint"`
 	DeviceAuthorizationEndpoint   *string  `yaml:"device_authorization_endpoint"`
 	JWKSURI                       *string  `yaml:"jwks_uri"`
+	IntrospectionEndpoint         *string  `yaml:"introspection_endpoint"`
 	SubjectClaim                  string   `yaml:"subject_claim"`
 	EmailClaim                    string   `yaml:"email_claim"`
 	GroupsClaim                   string   `yaml:"groups_claim"`
@@ -91,6 +94,22 @@ type OIDCConfig struct {
 	// MaxTokenLifetimeSeconds refuses tokens whose exp − iat exceeds it;
 	// 0 = no limit.
 	MaxTokenLifetimeSeconds int `yaml:"max_token_lifetime_seconds"`
+
+	Introspection IntrospectionConfig `yaml:"introspection"`
+}
+
+// IntrospectionConfig is the `auth.oidc.introspection` section: RFC 7662
+// token introspection for opaque (non-JWT) access tokens.
+type IntrospectionConfig struct {
+	Enabled  bool   `yaml:"enabled"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is better set from the environment
+	// (NMP_AUTH_OIDC__INTROSPECTION__CLIENT_SECRET) or a file; never log it.
+	ClientSecretValue     *string `yaml:"client_secret"`
+	ClientSecretFile      *string `yaml:"client_secret_file"`
+	CacheTTLSeconds       int     `yaml:"cache_ttl_seconds"`
+	MaxRequestsPerSecond  int     `yaml:"max_requests_per_second"`
+	MaxConcurrentRequests int     `yaml:"max_concurrent_requests"`
 }
 
 // TokenSigningConfig is the `auth.token_signing` section.
@@ -220,9 +239,14 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				DefaultScopes:                 "openid profile email offline_access",
 				DiscoveryCacheTTL:             300,
 				JWKSCacheTTLSeconds:           3600,
-				JWKSRefetchMinIntervalSeconds: 30,
+				JWKSRefetchMinIntervalSeconds: 1,
 				HTTPTimeoutSeconds:            10,
 				MaxTokenLifetimeSeconds:       86400,
+				Introspection: IntrospectionConfig{
+					CacheTTLSeconds:       60,
+					MaxRequestsPerSecond:  50,
+					MaxConcurrentRequests: 8,
+				},
 			},
 			TokenSigning: TokenSigningConfig{KeyID: "nemo-platform-signing"},
 			AccessKeys: AccessKeysConfig{
@@ -360,6 +384,46 @@ func (o *OIDCConfig) ExpectedAudience() string {
 		return *o.Audience
 	}
 	return o.ClientID
+}
+
+// IntrospectionEndpointOverride is auth.oidc.introspection_endpoint, ""
+// when unset (the endpoint then comes from the discovery document).
+func (o *OIDCConfig) IntrospectionEndpointOverride() string {
+	if o.IntrospectionEndpoint != nil {
+		return *o.IntrospectionEndpoint
+	}
+	return ""
+}
+
+// ErrNoClientSecret: introspection is enabled without a client secret.
+var ErrNoClientSecret = errors.New("auth.oidc.introspection: client_secret or client_secret_file is required")
+
+// ClientSecret is the introspection client's secret: client_secret (for
+// example from NMP_AUTH_OIDC__INTROSPECTION__CLIENT_SECRET), else the
+// content of client_secret_file with surrounding white space trimmed.
+// insecure is set when the file is accessible by group or others. Errors
+// name the file, never its content.
+func (c *IntrospectionConfig) ClientSecret() (secret string, insecure bool, err error) {
+	if c.ClientSecretValue != nil && *c.ClientSecretValue != "" {
+		return *c.ClientSecretValue, false, nil
+	}
+	if c.ClientSecretFile == nil || *c.ClientSecretFile == "" {
+		return "", false, ErrNoClientSecret
+	}
+	path := *c.ClientSecretFile
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", false, fmt.Errorf("auth.oidc.introspection.client_secret_file: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("auth.oidc.introspection.client_secret_file: %w", err)
+	}
+	secret = strings.TrimSpace(string(data))
+	if secret == "" {
+		return "", false, fmt.Errorf("auth.oidc.introspection.client_secret_file: %s is empty", path)
+	}
+	return secret, fi.Mode().Perm()&0o077 != 0, nil
 }
 
 // TokenSigningIssuer is auth.token_signing.issuer, else <base_url>/apis/auth.

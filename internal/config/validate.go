@@ -188,6 +188,7 @@ func (c *Config) validateOIDC(p *problems) {
 		{"auth.oidc.token_endpoint", o.TokenEndpoint},
 		{"auth.oidc.device_authorization_endpoint", o.DeviceAuthorizationEndpoint},
 		{"auth.oidc.jwks_uri", o.JWKSURI},
+		{"auth.oidc.introspection_endpoint", o.IntrospectionEndpoint},
 	} {
 		if e.url != nil {
 			checkHTTPURL(p, e.key, *e.url)
@@ -198,6 +199,34 @@ func (c *Config) validateOIDC(p *problems) {
 	atLeast(p, "auth.oidc.jwks_refetch_min_interval_seconds", o.JWKSRefetchMinIntervalSeconds, 0)
 	atLeast(p, "auth.oidc.http_timeout_seconds", o.HTTPTimeoutSeconds, 1)
 	atLeast(p, "auth.oidc.max_token_lifetime_seconds", o.MaxTokenLifetimeSeconds, 0)
+	c.validateIntrospection(p)
+}
+
+// validateIntrospection checks auth.oidc.introspection. Messages never
+// include the secret.
+func (c *Config) validateIntrospection(p *problems) {
+	in := &c.Auth.OIDC.Introspection
+	const key = "auth.oidc.introspection"
+	atLeast(p, key+".cache_ttl_seconds", in.CacheTTLSeconds, 0)
+	atLeast(p, key+".max_requests_per_second", in.MaxRequestsPerSecond, 1)
+	atLeast(p, key+".max_concurrent_requests", in.MaxConcurrentRequests, 1)
+	if !in.Enabled {
+		return
+	}
+	if !c.Auth.OIDC.Enabled {
+		p.errorf(key+".enabled", "requires auth.oidc.enabled")
+	}
+	if in.ClientID == "" {
+		p.errorf(key+".client_id", "required when introspection is enabled (the confidential client the server authenticates as)")
+	}
+	hasValue := in.ClientSecretValue != nil && *in.ClientSecretValue != ""
+	hasFile := in.ClientSecretFile != nil && *in.ClientSecretFile != ""
+	switch {
+	case hasValue && hasFile:
+		p.errorf(key+".client_secret", "set either client_secret or client_secret_file, not both")
+	case !hasValue && !hasFile:
+		p.errorf(key+".client_secret_file", "client_secret_file or client_secret (NMP_AUTH_OIDC__INTROSPECTION__CLIENT_SECRET) is required when introspection is enabled")
+	}
 }
 
 // checkIssuer requires an http(s) URL and, when OIDC is enabled, warns about

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authn/introspect"
 	"github.com/nmp-project/nmp/internal/authn/jwtverify"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
@@ -55,6 +56,8 @@ type Server struct {
 	syncer  *policysync.Syncer
 	handler http.Handler
 	clock   store.Clock
+	// keys refreshes the IdP key sets in the background; nil without OIDC.
+	keys *jwtverify.KeyRefresher
 }
 
 // Option adjusts a Server (used by tests).
@@ -136,7 +139,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, fmt.Errorf("token validation: %w", err)
 		}
-		tokens = v
+		if cfg.Auth.OIDC.Enabled {
+			s.keys = v.KeyRefresher()
+		}
+		router := &authn.TokenRouter{JWT: v, Log: log, Now: s.clock}
+		if cfg.Auth.OIDC.Enabled && cfg.Auth.OIDC.Introspection.Enabled {
+			in, err := introspect.New(cfg.Auth, v, introspect.WithClock(s.clock), introspect.WithLogger(log))
+			if err != nil {
+				return nil, fmt.Errorf("token introspection: %w", err)
+			}
+			router.Opaque = in
+		}
+		tokens = router
 	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, PDP: pdp.NewEmbedded(s.engine),
@@ -201,9 +215,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Background components run from before the first request until
 	// after the last one, and have all returned before the store closes.
-	components := lifecycle.Start(ctx, s.log, s.health,
-		lifecycle.Func{N: "database health check", F: s.checkDatabase},
-		s.syncer)
+	background := []lifecycle.Component{lifecycle.Func{N: "database health check", F: s.checkDatabase}, s.syncer}
+	if s.keys != nil {
+		background = append(background, s.keys)
+	}
+	components := lifecycle.Start(ctx, s.log, s.health, background...)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -10,6 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +42,11 @@ type snapshot struct {
 	byKid     map[string][]*key
 	thumbs    map[string]struct{}
 	fetchedAt time.Time
+	// ttl is how long the set is used: the response's Cache-Control
+	// max-age clamped to [min(60 s, jwks_cache_ttl), jwks_cache_ttl],
+	// else jwks_cache_ttl. The background refresher fetches it again at
+	// half of it.
+	ttl time.Duration
 }
 
 func (s *snapshot) hasThumb(t string) bool {
@@ -48,11 +57,13 @@ func (s *snapshot) hasThumb(t string) bool {
 	return ok
 }
 
-// keySet is one issuer's JWKS (authn.md "Key sets"): fetched lazily,
-// cached for the TTL, refetched for an unknown kid at most once per
-// minimum interval, with concurrent fetches coalesced; after a failed
-// fetch the previous keys stay usable up to 24 h after their last
-// successful fetch.
+// keySet is one issuer's JWKS (docs/token-validation.md "Key sets"):
+// fetched lazily, used for its TTL, refreshed in the background at half
+// the TTL (KeyRefresher), refetched for an unknown kid when the last
+// fetch is older than the minimum interval (a request inside the interval
+// waits for its end, up to maxKidWait), with concurrent fetches
+// coalesced; after a failed fetch the previous keys stay usable up to 24 h
+// after their last successful fetch.
 type keySet struct {
 	v       *Verifier
 	issuer  string // discovery base and the discovery document's required issuer
@@ -60,12 +71,31 @@ type keySet struct {
 
 	snap atomic.Pointer[snapshot]
 	sf   singleflight.Group
+	// sleep waits before an unknown-kid refetch inside the interval; nil:
+	// a timer (tests inject one that advances their clock).
+	sleep func(time.Duration)
 
 	mu          sync.Mutex
 	lastAttempt time.Time
 	lastFailed  bool
-	lastRefetch time.Time
 }
+
+// fetchMode says why a fetch is asked for.
+type fetchMode int
+
+const (
+	modeLazy       fetchMode = iota // no keys yet, or past their TTL
+	modeUnknownKid                  // a token names a kid the set lacks
+	modeBackground                  // the refresher, at half the TTL
+)
+
+const (
+	// minMaxAge is the lower bound of a JWKS response's max-age.
+	minMaxAge = 60 * time.Second
+	// maxKidWait: an unknown-kid refetch due within this time is waited
+	// for; later ones are refused without a fetch.
+	maxKidWait = 2 * time.Second
+)
 
 var (
 	errRateLimited = errors.New("unknown-kid refetch rate limited")
@@ -77,10 +107,10 @@ var (
 // they are less than 24 h old.
 func (ks *keySet) current(ctx context.Context) (*snapshot, error) {
 	s := ks.snap.Load()
-	if s != nil && ks.v.now().Sub(s.fetchedAt) < ks.v.ttl {
+	if s != nil && ks.v.now().Sub(s.fetchedAt) < s.ttl {
 		return s, nil
 	}
-	s, err := ks.fetch(ctx, false)
+	s, err := ks.fetch(ctx, modeLazy)
 	if err == nil {
 		return s, nil
 	}
@@ -90,10 +120,11 @@ func (ks *keySet) current(ctx context.Context) (*snapshot, error) {
 	return nil, err
 }
 
-// refetch fetches again for an unknown kid, unless a refetch happened
-// within the minimum interval; it returns the (possibly unchanged) set.
+// refetch fetches again for an unknown kid, unless the last fetch is
+// more recent than the minimum interval (by more than maxKidWait); it
+// returns the (possibly unchanged) set.
 func (ks *keySet) refetch(ctx context.Context) *snapshot {
-	s, err := ks.fetch(ctx, true)
+	s, err := ks.fetch(ctx, modeUnknownKid)
 	if err != nil && s != nil && ks.v.now().Sub(s.fetchedAt) > maxStaleAge {
 		return nil
 	}
@@ -102,9 +133,9 @@ func (ks *keySet) refetch(ctx context.Context) *snapshot {
 
 // fetch runs (or joins) the key set's single in-flight fetch. The leader
 // decides under the lock whether a network fetch is due.
-func (ks *keySet) fetch(ctx context.Context, unknownKid bool) (*snapshot, error) {
+func (ks *keySet) fetch(ctx context.Context, mode fetchMode) (*snapshot, error) {
 	ch := ks.sf.DoChan("fetch", func() (any, error) {
-		return ks.doFetch(context.WithoutCancel(ctx), unknownKid)
+		return ks.doFetch(context.WithoutCancel(ctx), mode)
 	})
 	select {
 	case r := <-ch:
@@ -115,24 +146,36 @@ func (ks *keySet) fetch(ctx context.Context, unknownKid bool) (*snapshot, error)
 	}
 }
 
-func (ks *keySet) doFetch(ctx context.Context, unknownKid bool) (*snapshot, error) {
+func (ks *keySet) doFetch(ctx context.Context, mode fetchMode) (*snapshot, error) {
 	ks.mu.Lock()
 	now := ks.v.now()
 	cur := ks.snap.Load()
-	due := cur == nil || now.Sub(cur.fetchedAt) >= ks.v.ttl
+	due := cur == nil || now.Sub(cur.fetchedAt) >= cur.ttl
+	if mode == modeBackground && cur != nil && now.Sub(cur.fetchedAt) >= cur.ttl/2 {
+		due = true
+	}
 	switch {
-	case !due && !unknownKid: // another caller refreshed it meanwhile
+	case !due && mode != modeUnknownKid: // another caller refreshed it meanwhile
 		ks.mu.Unlock()
 		return cur, nil
 	case ks.lastFailed && now.Sub(ks.lastAttempt) < ks.v.minGap:
 		// A failing IdP is asked at most once per interval.
 		ks.mu.Unlock()
 		return cur, errBackoff
-	case !due && !ks.lastRefetch.IsZero() && now.Sub(ks.lastRefetch) < ks.v.minGap:
+	case !due && now.Sub(ks.lastAttempt) < ks.v.minGap:
+		// Unknown kid, fetched within the interval: wait for its end if
+		// near (a key published just after the last fetch), else refuse.
+		// Callers meanwhile join this call, so it stays one fetch per
+		// interval.
+		wait := ks.v.minGap - now.Sub(ks.lastAttempt)
+		if wait > maxKidWait {
+			ks.mu.Unlock()
+			return cur, errRateLimited
+		}
 		ks.mu.Unlock()
-		return cur, errRateLimited
-	case !due:
-		ks.lastRefetch = now
+		ks.wait(ctx, wait)
+		ks.mu.Lock()
+		now = ks.v.now()
 	}
 	ks.lastAttempt = now
 	ks.mu.Unlock()
@@ -159,6 +202,20 @@ func (ks *keySet) doFetch(ctx context.Context, unknownKid bool) (*snapshot, erro
 	return s, nil
 }
 
+// wait sleeps d (or until ctx ends).
+func (ks *keySet) wait(ctx context.Context, d time.Duration) {
+	if ks.sleep != nil {
+		ks.sleep(d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // download discovers the JWKS URL if needed and fetches the key set. It
 // returns the URL it failed on for the log line.
 func (ks *keySet) download(ctx context.Context) (*snapshot, string, error) {
@@ -178,7 +235,11 @@ func (ks *keySet) download(ctx context.Context) (*snapshot, string, error) {
 		}
 		jwksURL = md.JWKSURI
 	}
-	body, err := ks.v.get(ctx, jwksURL)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
+	if err != nil {
+		return nil, jwksURL, err
+	}
+	body, hdr, err := authn.DoIdP(ks.v.client, req)
 	if err != nil {
 		return nil, jwksURL, err
 	}
@@ -186,12 +247,30 @@ func (ks *keySet) download(ctx context.Context) (*snapshot, string, error) {
 	if err != nil {
 		return nil, jwksURL, err
 	}
+	s.ttl = effectiveTTL(hdr.Values("Cache-Control"), ks.v.ttl)
 	return s, jwksURL, nil
 }
 
-// get fetches url: 200 only, body at most 1 MiB.
-func (v *Verifier) get(ctx context.Context, url string) ([]byte, error) {
-	return authn.FetchIdP(ctx, v.client, url)
+// effectiveTTL is the Cache-Control max-age (no-cache, no-store: 0)
+// clamped to [min(60 s, limit), limit]; limit without one.
+func effectiveTTL(cacheControl []string, limit time.Duration) time.Duration {
+	age := time.Duration(-1)
+	for _, h := range cacheControl {
+		for _, d := range strings.Split(h, ",") {
+			d = strings.ToLower(strings.TrimSpace(d))
+			if v, ok := strings.CutPrefix(d, "max-age="); ok {
+				if n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64); err == nil && n >= 0 {
+					age = time.Duration(min(n, 1<<31)) * time.Second
+				}
+			} else if d == "no-cache" || d == "no-store" {
+				age = 0
+			}
+		}
+	}
+	if age < 0 {
+		return limit
+	}
+	return min(max(age, min(minMaxAge, limit)), limit)
 }
 
 // parseJWKS keeps the usable public keys; keys that do not parse, are
@@ -247,6 +326,7 @@ func (ks *keySet) parseJWKS(body []byte, where string) (*snapshot, error) {
 		s.thumbs[k.thumb] = struct{}{}
 	}
 	s.fetchedAt = ks.v.now()
+	s.ttl = ks.v.ttl
 	return s, nil
 }
 
@@ -338,4 +418,73 @@ func (v *Verifier) verifySignature(ctx context.Context, jws *jose.JSONWebSignatu
 		}
 	}
 	return nil, nil, "", reject(ReasonJWKSFetchFailed, "key set for iss %s unavailable", clip(iss))
+}
+
+// KeyRefresher refreshes the verifier's loaded key sets in the background
+// at half their TTL, so that a key removed at the IdP stops verifying
+// within half the TTL and new keys are known before tokens need them. It
+// is a lifecycle component (Name, Run). Sets never used are not fetched:
+// the first token still loads them.
+type KeyRefresher struct {
+	v     *Verifier
+	every time.Duration
+}
+
+// KeyRefresher returns the background refresher of v's key sets; nil when
+// v verifies no signed tokens (unsigned tokens only).
+func (v *Verifier) KeyRefresher() *KeyRefresher {
+	if len(v.issuers) == 0 {
+		return nil
+	}
+	return &KeyRefresher{v: v, every: time.Second}
+}
+
+// Name implements lifecycle.Component.
+func (r *KeyRefresher) Name() string { return "JWKS refresher" }
+
+// Run checks every second (a comparison of timestamps, no network) which
+// loaded key sets are past half their TTL and fetches those again, until
+// ctx ends. A failed refresh is logged by the fetch and leaves the
+// previous keys in place (usable up to 24 h after their last fetch).
+func (r *KeyRefresher) Run(ctx context.Context) error {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			r.refreshDue(ctx)
+		}
+	}
+}
+
+// refreshDue refreshes, one after the other, the loaded key sets past
+// half their TTL.
+func (r *KeyRefresher) refreshDue(ctx context.Context) {
+	for _, ks := range r.v.keySets() {
+		if ctx.Err() != nil {
+			return
+		}
+		s := ks.snap.Load()
+		if s == nil || r.v.now().Sub(s.fetchedAt) < s.ttl/2 {
+			continue
+		}
+		_, _ = ks.fetch(ctx, modeBackground)
+	}
+}
+
+// keySets lists v's distinct key sets in a stable order.
+func (v *Verifier) keySets() []*keySet {
+	seen := map[*keySet]bool{}
+	var out []*keySet
+	for _, iss := range slices.Sorted(maps.Keys(v.issuers)) {
+		for _, ks := range v.issuers[iss] {
+			if !seen[ks] {
+				seen[ks] = true
+				out = append(out, ks)
+			}
+		}
+	}
+	return out
 }

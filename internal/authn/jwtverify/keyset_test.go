@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/config"
 )
 
 // TestSecondTrustedIssuer: an additional issuer's token is verified with
@@ -73,10 +74,11 @@ func TestSecondTrustedIssuer(t *testing.T) {
 }
 
 // TestKeyRotation: the IdP rotates its key; the new kid verifies without
-// a restart and the old kid stops verifying.
+// a restart and the old kid stops verifying, with one refetch per interval.
 func TestKeyRotation(t *testing.T) {
 	i := newIDP(t, keyRSA())
 	h := newHarness(t, authConfig(i.URL()))
+	sleeps := fakeSleep(h)
 	old := sign(t, keyRSA(), claims(i.URL()), nil)
 	mustValidate(t, h.v, old)
 
@@ -85,21 +87,56 @@ func TestKeyRotation(t *testing.T) {
 	if n := i.jwksHits.Load(); n != 2 {
 		t.Fatalf("JWKS fetches = %d, want 2", n)
 	}
-	// The cached old token's key is gone from the refreshed set.
+	// The cached old token's key is gone from the refreshed set; its kid
+	// is unknown and asks for one more fetch, an interval later.
 	wantReason(t, h.v, old, ReasonUnknownKid)
-	if n := i.jwksHits.Load(); n != 2 {
-		t.Fatalf("JWKS fetches = %d, want 2 (refetch inside the interval)", n)
+	if n, w := i.jwksHits.Load(), sleeps.total(); n != 3 || w != 2*time.Second {
+		t.Fatalf("JWKS fetches = %d after waiting %v, want 3 after 2s (one per interval)", n, w)
 	}
 }
 
+// sleeper records the waits of unknown-kid refetches and advances the
+// fake clock instead of sleeping.
+type sleeper struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (s *sleeper) total() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d time.Duration
+	for _, w := range s.waits {
+		d += w
+	}
+	return d
+}
+
+// fakeSleep makes h's key sets wait on the fake clock.
+func fakeSleep(h *harness) *sleeper {
+	s := &sleeper{}
+	for _, ks := range h.v.keySets() {
+		ks.sleep = func(d time.Duration) {
+			s.mu.Lock()
+			s.waits = append(s.waits, d)
+			s.mu.Unlock()
+			h.clock.Advance(d)
+		}
+	}
+	return s
+}
+
 // TestUnknownKidBurst: 1,000 concurrent tokens with unknown kids cause at
-// most 2 JWKS fetches (the lazy load and one coalesced refetch); inside
-// the interval no more; after it, exactly one more.
+// most one JWKS fetch per refetch interval (besides the first load),
+// measured on the clock the waits advance; the known key verifies
+// throughout.
 func TestUnknownKidBurst(t *testing.T) {
 	i := newIDP(t, keyEd())
 	i.set(func(i *idp) { i.jwksWait = 20 * time.Millisecond })
 	h := newHarness(t, authConfig(i.URL()))
+	sleeps := fakeSleep(h)
 	c := claims(i.URL())
+	mustValidate(t, h.v, sign(t, keyEd(), c, nil))
 	tokens := make([]string, 1000)
 	for n, kid := range kids("unknown", len(tokens)) {
 		tokens[n] = sign(t, keyEd().with(kid, "sig"), c, nil)
@@ -120,26 +157,237 @@ func TestUnknownKidBurst(t *testing.T) {
 	for r := range errs {
 		t.Fatalf("error %s, want unknown_kid", r)
 	}
-	if n := i.jwksHits.Load(); n > 2 || n < 1 {
-		t.Fatalf("JWKS fetches = %d, want 1..2", n)
+	refetches := i.jwksHits.Load() - 1
+	if elapsed := h.clock.Now().Sub(t0); refetches > int64(elapsed/time.Second) || refetches < 1 {
+		t.Fatalf("%d refetches in %v (%d waits), want 1 ≤ n ≤ one per 1 s interval", refetches, elapsed, len(sleeps.waits))
 	}
-	before := i.jwksHits.Load()
-	h.clock.Advance(29 * time.Second)
-	wantReason(t, h.v, sign(t, keyEd().with("still-unknown", "sig"), c, nil), ReasonUnknownKid)
-	if n := i.jwksHits.Load(); n != before {
-		t.Fatalf("refetch inside the interval: %d fetches, want %d", n, before)
-	}
-	h.clock.Advance(2 * time.Second)
-	var wg2 sync.WaitGroup
-	for _, tok := range tokens[:50] {
-		wg2.Go(func() { _, _ = h.v.Validate(context.Background(), tok) })
-	}
-	wg2.Wait()
-	if n := i.jwksHits.Load(); n != before+1 {
-		t.Fatalf("after the interval: %d fetches, want %d", n, before+1)
-	}
-	// The known key still verifies throughout.
 	mustValidate(t, h.v, sign(t, keyEd(), c, nil))
+}
+
+// TestUnknownKidLongInterval: with a refetch interval longer than the
+// longest wait, an unknown kid inside the interval is refused without a
+// fetch; near its end the request waits for it; after it, one fetch.
+func TestUnknownKidLongInterval(t *testing.T) {
+	i := newIDP(t, keyEd())
+	cfg := authConfig(i.URL())
+	cfg.OIDC.JWKSRefetchMinIntervalSeconds = 30
+	h := newHarness(t, cfg)
+	sleeps := fakeSleep(h)
+	c := claims(i.URL())
+	mustValidate(t, h.v, sign(t, keyEd(), c, nil))
+	unknown := sign(t, keyEd().with("still-unknown", "sig"), c, nil)
+	h.clock.Advance(27 * time.Second)
+	wantReason(t, h.v, unknown, ReasonUnknownKid)
+	if n := i.jwksHits.Load(); n != 1 || sleeps.total() != 0 {
+		t.Fatalf("%d fetches, waited %v inside the interval; want 1, 0", n, sleeps.total())
+	}
+	h.clock.Advance(2 * time.Second) // 1 s before the end: waited for
+	wantReason(t, h.v, unknown, ReasonUnknownKid)
+	if n := i.jwksHits.Load(); n != 2 || sleeps.total() != time.Second {
+		t.Fatalf("%d fetches after waiting %v; want 2 after 1s", n, sleeps.total())
+	}
+}
+
+// TestTwoRotationsOneSecondApart: the IdP publishes a new key and at once
+// issues tokens with it, twice within a second and again a second
+// later; every fresh token verifies on first use (an unknown kid inside
+// the refetch interval waits for its end instead of failing).
+func TestTwoRotationsOneSecondApart(t *testing.T) {
+	i := newIDP(t, keyRSA())
+	h := newHarness(t, authConfig(i.URL()))
+	fakeSleep(h)
+	mustValidate(t, h.v, sign(t, keyRSA(), claims(i.URL()), nil))
+	steps := []struct {
+		after time.Duration
+		key   *testKey
+	}{
+		{0, keyEd()},
+		{300 * time.Millisecond, keyEC()},
+		{time.Second, keyRSAAlt()},
+	}
+	var published []*testKey
+	for n, st := range steps {
+		h.clock.Advance(st.after)
+		published = append(published, st.key)
+		i.setKeys(published...)
+		c := with(claims(i.URL()), "sub", fmt.Sprintf("fresh-%d", n), "iat", h.clock.Now().Unix())
+		mustValidate(t, h.v, sign(t, st.key, c, nil))
+	}
+}
+
+// TestBackgroundRefreshRemovesKey: a key removed at the IdP stops
+// verifying once the background refresher runs at half the TTL, even for
+// a cached token; before that it is still trusted.
+func TestBackgroundRefreshRemovesKey(t *testing.T) {
+	i := newIDP(t, keyRSA(), keyEd())
+	h := newHarness(t, authConfig(i.URL()))
+	r := h.v.KeyRefresher()
+	long := with(claims(i.URL()), "exp", t0.Add(20*time.Hour).Unix()) // within the 24 h lifetime limit
+	tok := sign(t, keyRSA(), long, nil)
+	mustValidate(t, h.v, tok)
+	i.setKeys(keyEd()) // the IdP drops rsa-1
+
+	h.clock.Advance(30*time.Minute - time.Second)
+	r.refreshDue(context.Background())
+	if n := i.jwksHits.Load(); n != 1 {
+		t.Fatalf("refreshed before half the TTL: %d fetches", n)
+	}
+	mustValidate(t, h.v, tok)
+
+	h.clock.Advance(time.Second)
+	r.refreshDue(context.Background())
+	if n := i.jwksHits.Load(); n != 2 {
+		t.Fatalf("%d fetches at half the TTL, want 2", n)
+	}
+	hits := i.jwksHits.Load()
+	wantReason(t, h.v, tok, ReasonUnknownKid)
+	mustValidate(t, h.v, sign(t, keyEd(), long, nil))
+	if i.jwksHits.Load() > hits+1 {
+		t.Fatalf("more than one refetch for the removed kid")
+	}
+}
+
+// TestBackgroundRefreshFailureKeepsKeys: a failed background refresh
+// logs a warning and keeps the keys; a later one succeeds.
+func TestBackgroundRefreshFailureKeepsKeys(t *testing.T) {
+	i := newIDP(t, keyRSA())
+	h := newHarness(t, authConfig(i.URL()))
+	r := h.v.KeyRefresher()
+	long := with(claims(i.URL()), "exp", t0.Add(20*time.Hour).Unix()) // within the 24 h lifetime limit
+	mustValidate(t, h.v, sign(t, keyRSA(), long, nil))
+	i.set(func(i *idp) { i.status = 503 })
+	h.clock.Advance(30 * time.Minute)
+	r.refreshDue(context.Background())
+	if !strings.Contains(h.logs.String(), "reason=jwks_fetch_failed") {
+		t.Fatalf("no warning:\n%s", h.logs.String())
+	}
+	mustValidate(t, h.v, sign(t, keyRSA(), with(long, "sub", "bob"), nil))
+	i.set(func(i *idp) { i.status = 0 })
+	h.clock.Advance(time.Second)
+	r.refreshDue(context.Background())
+	if n := i.jwksHits.Load(); n != 2 { // the failed attempt ended at discovery
+		t.Fatalf("%d key-set downloads, want 2", n)
+	}
+}
+
+// TestNeverUsedSetNotFetched: the refresher does not load key sets no
+// token has needed (the server starts without the IdP).
+func TestNeverUsedSetNotFetched(t *testing.T) {
+	i := newIDP(t, keyRSA())
+	h := newHarness(t, authConfig(i.URL()))
+	h.clock.Advance(48 * time.Hour)
+	h.v.KeyRefresher().refreshDue(context.Background())
+	if i.hits() != 0 {
+		t.Fatalf("%d IdP requests", i.hits())
+	}
+}
+
+// TestCacheControlMaxAge: the JWKS response's max-age, clamped to
+// [60 s, jwks_cache_ttl_seconds], sets when the refresher fetches again
+// (at half of it) and how long the set is used.
+func TestCacheControlMaxAge(t *testing.T) {
+	tests := []struct {
+		header string
+		ttl    time.Duration
+	}{
+		{"public, max-age=600", 10 * time.Minute},
+		{"max-age=5", time.Minute},
+		{"no-store", time.Minute},
+		{"max-age=999999", time.Hour},
+		{"", time.Hour},
+		{"max-age=junk", time.Hour},
+	}
+	for _, tc := range tests {
+		t.Run(tc.header, func(t *testing.T) {
+			i := newIDP(t, keyRSA())
+			inner := i.srv.Config.Handler
+			i.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/jwks" && tc.header != "" {
+					w.Header().Set("Cache-Control", tc.header)
+				}
+				inner.ServeHTTP(w, r)
+			})
+			h := newHarness(t, authConfig(i.URL()))
+			r := h.v.KeyRefresher()
+			long := with(claims(i.URL()), "exp", t0.Add(20*time.Hour).Unix()) // within the 24 h lifetime limit
+			mustValidate(t, h.v, sign(t, keyRSA(), long, nil))
+			h.clock.Advance(tc.ttl/2 - time.Second)
+			r.refreshDue(context.Background())
+			if n := i.jwksHits.Load(); n != 1 {
+				t.Fatalf("refreshed before %v: %d fetches", tc.ttl/2, n)
+			}
+			h.clock.Advance(time.Second)
+			r.refreshDue(context.Background())
+			if n := i.jwksHits.Load(); n != 2 {
+				t.Fatalf("not refreshed at %v: %d fetches", tc.ttl/2, n)
+			}
+		})
+	}
+}
+
+func TestEffectiveTTL(t *testing.T) {
+	tests := []struct {
+		cc    []string
+		limit time.Duration
+		want  time.Duration
+	}{
+		{nil, time.Hour, time.Hour},
+		{[]string{"max-age=120"}, time.Hour, 2 * time.Minute},
+		{[]string{"private", "Max-Age=120"}, time.Hour, 2 * time.Minute},
+		{[]string{`max-age="300"`}, time.Hour, 5 * time.Minute},
+		{[]string{"max-age=0"}, time.Hour, time.Minute},
+		{[]string{"no-cache"}, time.Hour, time.Minute},
+		{[]string{"max-age=-5"}, time.Hour, time.Hour},
+		{[]string{"max-age=99999999999999999999"}, time.Hour, time.Hour},
+		{[]string{"max-age=7200"}, time.Hour, time.Hour},
+		{[]string{"max-age=5"}, 30 * time.Second, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		if got := effectiveTTL(tc.cc, tc.limit); got != tc.want {
+			t.Errorf("effectiveTTL(%q, %v) = %v, want %v", tc.cc, tc.limit, got, tc.want)
+		}
+	}
+}
+
+// TestKeyRefresherRunStops: Run refreshes on its ticker and returns nil
+// promptly when stopped.
+func TestKeyRefresherRunStops(t *testing.T) {
+	i := newIDP(t, keyRSA())
+	h := newHarness(t, authConfig(i.URL()))
+	r := h.v.KeyRefresher()
+	r.every = 5 * time.Millisecond
+	mustValidate(t, h.v, sign(t, keyRSA(), claims(i.URL()), nil))
+	h.clock.Advance(31 * time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.After(5 * time.Second)
+	for i.jwksHits.Load() < 2 {
+		select {
+		case <-deadline:
+			t.Fatal("Run did not refresh")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	if r.Name() == "" {
+		t.Fatal("no name")
+	}
+	if unsignedOnly := newHarness(t, func() config.AuthConfig {
+		c := config.Default().Auth
+		c.Enabled, c.AllowUnsignedJWT = true, true
+		return c
+	}()); unsignedOnly.v.KeyRefresher() != nil {
+		t.Fatal("refresher without key sets")
+	}
 }
 
 // TestStaleKeys: the IdP is down after the TTL; the old keys verify for

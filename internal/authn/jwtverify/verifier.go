@@ -148,7 +148,7 @@ func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
 		log:          o.log,
 		timeout:      seconds(oc.HTTPTimeoutSeconds, 10),
 		ttl:          seconds(oc.JWKSCacheTTLSeconds, 3600),
-		minGap:       seconds(oc.JWKSRefetchMinIntervalSeconds, 30),
+		minGap:       seconds(oc.JWKSRefetchMinIntervalSeconds, 1),
 		leeway:       float64(max(cfg.TokenLeewaySeconds, 0)),
 		maxLifetime:  float64(max(oc.MaxTokenLifetimeSeconds, 0)),
 		unsigned:     cfg.AllowUnsignedJWT,

@@ -1,0 +1,109 @@
+package authn
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// IdPUnavailable is a token that could not be checked because the
+// identity provider did not answer usably (down, timeout, 5xx, an
+// unparsable answer, or the server's own limit on calls to it). The
+// request is refused (fail closed) with 503 idp_unavailable, not 401:
+// the token may well be valid. Its message never holds the token.
+type IdPUnavailable struct {
+	Reason string // security-log sub-reason, e.g. introspection_failed
+	Detail string
+}
+
+func (e *IdPUnavailable) Error() string {
+	return "identity provider unavailable: " + e.Reason + ": " + e.Detail
+}
+
+// ReasonOpaqueToken is the sub-reason of an opaque (non-JWT) bearer token
+// refused because token introspection is not enabled.
+const ReasonOpaqueToken = "opaque_token"
+
+// OpaqueTokenHint tells the client why its opaque token was refused and
+// how to fix it.
+const OpaqueTokenHint = "the token is opaque (not a JWT) and this server does not introspect tokens; " +
+	"ask the identity provider for JWT access tokens (for example by requesting this API's audience or resource) " +
+	"or have the operator enable auth.oidc.introspection"
+
+// LooksLikeJWT reports whether token has the compact JWS shape: three
+// dot-separated parts whose first decodes to a JSON object with a string
+// "alg". Anything else (random strings, tokens with other dot counts, JWE)
+// is opaque.
+func LooksLikeJWT(token string) bool {
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	h, _, _ := strings.Cut(token, ".")
+	if h == "" || len(h) > 4096 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
+	if err != nil {
+		return false
+	}
+	var hdr struct {
+		Alg *string `json:"alg"`
+	}
+	return json.Unmarshal(raw, &hdr) == nil && hdr.Alg != nil
+}
+
+// TokenRouter sends JWT-shaped tokens to one validator and opaque tokens
+// to another (token introspection). Without an opaque-token validator an
+// opaque token is refused with ReasonOpaqueToken and a hint saying how to
+// fix it; the server logs the same advice at most once a minute.
+type TokenRouter struct {
+	JWT    TokenValidator // required
+	Opaque TokenValidator // nil: introspection not enabled
+	Log    *slog.Logger
+	Now    func() time.Time
+
+	mu         sync.Mutex
+	lastAdvice time.Time
+}
+
+var _ TokenValidator = (*TokenRouter)(nil)
+
+// Validate implements TokenValidator.
+func (r *TokenRouter) Validate(ctx context.Context, token string) (*Principal, error) {
+	if LooksLikeJWT(token) {
+		return r.JWT.Validate(ctx, token)
+	}
+	if r.Opaque != nil {
+		return r.Opaque.Validate(ctx, token)
+	}
+	r.advise()
+	return nil, &InvalidToken{Reason: ReasonOpaqueToken, Detail: "opaque (non-JWT) bearer token and auth.oidc.introspection is not enabled",
+		Hint: OpaqueTokenHint}
+}
+
+// advise logs, at most once a minute, what an operator can do about
+// opaque tokens.
+func (r *TokenRouter) advise() {
+	if r.Log == nil {
+		return
+	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	r.mu.Lock()
+	due := r.lastAdvice.IsZero() || now.Sub(r.lastAdvice) >= time.Minute
+	if due {
+		r.lastAdvice = now
+	}
+	r.mu.Unlock()
+	if due {
+		r.Log.Warn("an opaque (non-JWT) bearer token was refused: configure the IdP to issue JWT access tokens "+
+			"(request this API's audience or resource), or enable auth.oidc.introspection",
+			"reason", ReasonOpaqueToken)
+	}
+}

@@ -1,0 +1,113 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nmp-project/nmp/internal/testenv"
+)
+
+func TestLooksLikeJWT(t *testing.T) {
+	tests := []struct {
+		token string
+		want  bool
+	}{
+		{"eyJhbGciOiJSUzI1NiJ9.e30.c2ln", true},
+		{"eyJhbGciOiJub25lIn0.e30.", true},          // unsigned: the JWT path refuses or accepts it
+		{"eyJhbGciOiJSUzI1NiJ9.!!.x", true},         // malformed JWT: the JWT path says why
+		{"eyJ0eXAiOiJKV1QifQ.e30.c2ln", false},      // header without alg
+		{"not-a-jwt", false},                        // random opaque token
+		{"ya29.a0AfH6SMBx", false},                  // one dot (Google style)
+		{"a.b.c", false},                            // three parts, header not JSON
+		{"2YotnFZFEjr1zCsicMWpAA", false},           // RFC 6749 example
+		{"eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", false}, // JWE: five parts
+		{"eyJhbGciOiJSUzI1NiJ9..", true},            // empty payload: still JWT-shaped
+		{"W10.e30.c2ln", false},                     // header is a JSON array
+		{"eyJhbGciOjF9.e30.c2ln", false},            // alg not a string
+		{"", false},
+	}
+	for _, tc := range tests {
+		if got := LooksLikeJWT(tc.token); got != tc.want {
+			t.Errorf("LooksLikeJWT(%q) = %v, want %v", tc.token, got, tc.want)
+		}
+	}
+}
+
+type recordTokens struct{ got []string }
+
+func (r *recordTokens) Validate(_ context.Context, tok string) (*Principal, error) {
+	r.got = append(r.got, tok)
+	return &Principal{ID: "u"}, nil
+}
+
+// TestTokenRouter: JWT-shaped tokens go to the JWT validator, opaque ones
+// to the opaque validator.
+func TestTokenRouter(t *testing.T) {
+	jwt, opaque := &recordTokens{}, &recordTokens{}
+	r := &TokenRouter{JWT: jwt, Opaque: opaque}
+	for _, tok := range []string{"eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "opaque-1", "a.b.c"} {
+		if _, err := r.Validate(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(jwt.got) != 1 || len(opaque.got) != 2 {
+		t.Fatalf("jwt %v, opaque %v", jwt.got, opaque.got)
+	}
+}
+
+// TestOpaqueWithoutIntrospection: an opaque token is refused with
+// opaque_token; the client is told what is wrong and how to fix it; the
+// operator is advised in the log at most once a minute.
+func TestOpaqueWithoutIntrospection(t *testing.T) {
+	logs := &testenv.Buffer{}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &TokenRouter{JWT: &recordTokens{}, Log: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return now }}
+	id := NewIdentifier(IdentifierConfig{Enabled: true, Production: true, Tokens: r})
+	const tok = "opaque-secret-token-value"
+	_, err := id.Bearer(context.Background(), "Bearer "+tok)
+	var rej *Rejection
+	if !errors.As(err, &rej) {
+		t.Fatalf("err %v", err)
+	}
+	if rej.Code != CodeInvalidToken || rej.Detail != ReasonOpaqueToken || rej.Unavailable() {
+		t.Fatalf("rejection %+v", rej)
+	}
+	for _, want := range []string{"Invalid bearer token", "opaque (not a JWT)", "JWT access tokens", "auth.oidc.introspection"} {
+		if !strings.Contains(rej.Message, want) {
+			t.Fatalf("message %q lacks %q", rej.Message, want)
+		}
+	}
+	_, _ = id.Bearer(context.Background(), "Bearer "+tok)
+	if n := strings.Count(logs.String(), "reason=opaque_token"); n != 1 {
+		t.Fatalf("%d advice lines, want 1:\n%s", n, logs.String())
+	}
+	now = now.Add(time.Minute)
+	_, _ = id.Bearer(context.Background(), "Bearer "+tok)
+	if n := strings.Count(logs.String(), "reason=opaque_token"); n != 2 {
+		t.Fatalf("%d advice lines a minute later, want 2", n)
+	}
+	if strings.Contains(logs.String(), tok) || strings.Contains(rej.Error(), tok) {
+		t.Fatal("token leaked")
+	}
+}
+
+type unavailableTokens struct{}
+
+func (unavailableTokens) Validate(context.Context, string) (*Principal, error) {
+	return nil, &IdPUnavailable{Reason: "introspection_timeout", Detail: "slow"}
+}
+
+// TestIdPUnavailableRejection: a validator that cannot reach the IdP
+// gives an idp_unavailable rejection (the edge's 503), not invalid_token.
+func TestIdPUnavailableRejection(t *testing.T) {
+	id := NewIdentifier(IdentifierConfig{Enabled: true, Production: true, Tokens: unavailableTokens{}})
+	_, err := id.Bearer(context.Background(), "Bearer x")
+	var rej *Rejection
+	if !errors.As(err, &rej) || !rej.Unavailable() || rej.Code != CodeIdPUnavailable || rej.Detail != "introspection_timeout" || rej.BadInput() {
+		t.Fatalf("err %#v", err)
+	}
+}
