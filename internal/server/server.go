@@ -54,6 +54,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	engine  *authz.Engine
 	syncer  *policysync.Syncer
+	idp     *authn.DiscoveryCache // nil without OIDC
 	handler http.Handler
 	clock   store.Clock
 	// keys refreshes the IdP key sets in the background; nil without OIDC.
@@ -132,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if cfg.Auth.Enabled && cfg.Auth.OIDC.Enabled {
 		idp = &authn.DiscoveryCache{Issuer: cfg.Auth.OIDC.Issuer, TTL: time.Duration(cfg.Auth.OIDC.DiscoveryCacheTTL) * time.Second,
 			Client: &http.Client{Timeout: 5 * time.Second}, Now: s.clock}
+		s.idp = idp
 	}
 	var tokens authn.TokenValidator
 	if cfg.Auth.Enabled && (cfg.Auth.OIDC.Enabled || cfg.Auth.AllowUnsignedJWT) {
@@ -219,6 +221,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.keys != nil {
 		background = append(background, s.keys)
 	}
+	if s.idp != nil {
+		background = append(background, lifecycle.Func{N: "identity provider check", F: s.checkIdP})
+	}
 	components := lifecycle.Start(ctx, s.log, s.health, background...)
 
 	errc := make(chan error, 1)
@@ -277,6 +282,28 @@ func (s *Server) checkDatabase(ctx context.Context) error {
 		}
 		s.health.Set(healthDatabase, err)
 	}
+}
+
+// checkIdP reads the issuer's discovery document once at start, so that a
+// misconfigured issuer (most often a trailing slash: "https://idp/" versus
+// "https://idp") is named in the log right away rather than at the first
+// token; an IdP that does not answer yet is only a warning (tokens are
+// verified with the keys fetched when they arrive). It then waits to be
+// stopped.
+func (s *Server) checkIdP(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := s.idp.Get(cctx)
+	cancel()
+	switch {
+	case err == nil:
+		s.log.Info("identity provider answers", "issuer", s.cfg.Auth.OIDC.Issuer)
+	case errors.Is(err, authn.ErrIssuerMismatch):
+		s.log.Error("auth.oidc.issuer does not match the identity provider's discovery document: tokens will be refused", "error", err)
+	case ctx.Err() == nil:
+		s.log.Warn("identity provider not reachable at start; retried on demand", "issuer", s.cfg.Auth.OIDC.Issuer, "error", err)
+	}
+	<-ctx.Done()
+	return nil
 }
 
 // Syncer is the policy syncer (the engine's only writer).
