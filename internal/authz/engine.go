@@ -125,9 +125,14 @@ type BindingSource interface {
 }
 
 // Sync brings the engine up to the source's revision: a full load the
-// first time, else the changes since the current revision.
+// first time (streamed when the source can, see LoadFrom), else the
+// changes since the current revision.
 func (e *Engine) Sync(ctx context.Context, src BindingSource, now time.Time) error {
 	if !e.Loaded() {
+		if sc, ok := src.(ActiveBindingScanner); ok {
+			_, err := e.LoadFrom(ctx, sc, now)
+			return err
+		}
 		return e.Reload(ctx, src, now)
 	}
 	pb, err := src.BindingChanges(ctx, e.Revision())
