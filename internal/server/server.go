@@ -263,7 +263,10 @@ func (s *Server) syncPolicy(ctx context.Context, _ int64) {
 // reloadPolicy loads every binding. A failure keeps the last snapshot,
 // is logged and fails readiness until the next success.
 func (s *Server) reloadPolicy(ctx context.Context) {
-	err := s.engine.Reload(ctx, s.store, s.clock())
+	_, err := s.engine.LoadFrom(ctx, s.store, s.clock())
+	if errors.Is(err, authz.ErrStale) { // a newer change was applied meanwhile
+		err = nil
+	}
 	s.health.Set("policy", err)
 	if err != nil {
 		s.metrics.PolicyReloadFailures.Inc()
