@@ -20,15 +20,15 @@ type ActiveBindingScanner interface {
 }
 
 // LoadFrom replaces every binding with those the source streams (a full
-// reload), building the index while the rows arrive, without holding them
-// all first. It returns the revision read. If that revision is below the
+// reload), building the index while the rows arrive (on a second
+// goroutine, a batch at a time), without holding them all first. It returns the revision read. If that revision is below the
 // engine's current one it returns an error wrapping ErrStale and keeps the
 // current snapshot; an equal revision reloads. Decisions are the same as
 // after a Load of the same bindings.
 func (e *Engine) LoadFrom(ctx context.Context, src ActiveBindingScanner, now time.Time) (int64, error) {
 	cur := e.snap.Load()
 	bld := newIndexBuilder(cur.policy, cur.index)
-	revision, err := src.ScanActiveBindings(ctx, bld.add)
+	revision, err := pipeline(ctx, src, bld)
 	if err != nil {
 		return 0, err
 	}
@@ -41,6 +41,49 @@ func (e *Engine) LoadFrom(ctx context.Context, src ActiveBindingScanner, now tim
 	}
 	e.snap.Store(&snapshot{policy: cur.policy, index: index, revision: revision, loaded: true, reloaded: now})
 	return revision, nil
+}
+
+// loadBatch is how many rows the scan hands to the builder at a time.
+const loadBatch = 2048
+
+// pipeline runs the scan and the index build on two goroutines, so that
+// reading rows (mostly the database driver) and indexing them overlap.
+func pipeline(ctx context.Context, src ActiveBindingScanner, bld *indexBuilder) (int64, error) {
+	batches := make(chan [][3]string, 4)
+	free := make(chan [][3]string, 6)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for batch := range batches {
+			for _, r := range batch {
+				_ = bld.add(r[0], r[1], r[2])
+			}
+			clear(batch)
+			select {
+			case free <- batch[:0]:
+			default:
+			}
+		}
+	}()
+	batch := make([][3]string, 0, loadBatch)
+	revision, err := src.ScanActiveBindings(ctx, func(principal, workspace, role string) error {
+		batch = append(batch, [3]string{principal, workspace, role})
+		if len(batch) == loadBatch {
+			batches <- batch
+			select {
+			case batch = <-free:
+			default:
+				batch = make([][3]string, 0, loadBatch)
+			}
+		}
+		return nil
+	})
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	<-done
+	return revision, err
 }
 
 // indexBuilder builds a bindingIndex from a stream of bindings. Entries
