@@ -33,7 +33,8 @@ const (
 // Source is where policy data comes from: the store.
 type Source interface {
 	store.ChangeFeed
-	ActiveBindings(ctx context.Context) (store.PolicyBindings, error)
+	// ScanActiveBindings streams the full set (a full load).
+	authz.ActiveBindingScanner
 	BindingChanges(ctx context.Context, after int64) (store.PolicyBindings, error)
 	PolicyRevision(ctx context.Context) (int64, error)
 }
@@ -259,22 +260,20 @@ func (s *Syncer) step(ctx context.Context) error {
 	return nil
 }
 
-// fullLoad replaces the engine's bindings with the store's active set.
+// fullLoad replaces the engine's bindings with the store's active set,
+// streamed into a new index.
 func (s *Syncer) fullLoad(ctx context.Context) error {
-	pb, err := s.o.Source.ActiveBindings(ctx)
-	if err != nil {
-		return fmt.Errorf("full load: %w", err)
-	}
 	now := s.o.Clock()
-	if err := s.o.Engine.Load(pb, now); err != nil {
-		if errors.Is(err, authz.ErrStale) {
-			return s.storeBehind(pb.Revision)
-		}
-		return err
+	rev, err := s.o.Engine.LoadFrom(ctx, s.o.Source, now)
+	switch {
+	case errors.Is(err, authz.ErrStale):
+		return s.storeBehind(rev)
+	case err != nil:
+		return fmt.Errorf("full load: %w", err)
 	}
 	s.mu.Lock()
 	s.lastFull = now
-	s.known = max(s.known, pb.Revision)
+	s.known = max(s.known, rev)
 	s.mu.Unlock()
 	s.o.Metrics.PolicyFullLoads.Inc()
 	return nil

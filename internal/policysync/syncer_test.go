@@ -66,25 +66,26 @@ func (s *source) inject(ev store.PolicyEvent) {
 	s.emit(ev)
 }
 
-func (s *source) ActiveBindings(ctx context.Context) (store.PolicyBindings, error) {
+func (s *source) ScanActiveBindings(ctx context.Context, fn func(principal, workspace, role string) error) (int64, error) {
 	s.full.Add(1)
 	if s.failReads.Load() {
-		return store.PolicyBindings{}, errInjected
+		return 0, errInjected
 	}
-	pb, err := s.Store.ActiveBindings(ctx)
+	rev, err := s.Store.ScanActiveBindings(ctx, fn)
 	if g := s.gate.Load(); g != nil {
 		s.loading <- struct{}{}
 		<-*g
 	}
-	return pb, err
+	return rev, err
 }
 
 func (s *source) BindingChanges(ctx context.Context, after int64) (store.PolicyBindings, error) {
-	s.changes.Add(1)
 	if s.failReads.Load() {
 		return store.PolicyBindings{}, errInjected
 	}
-	return s.Store.BindingChanges(ctx, after)
+	pb, err := s.Store.BindingChanges(ctx, after)
+	s.changes.Add(1) // counted once read, so a count means a read that succeeded
+	return pb, err
 }
 
 func (s *source) PolicyRevision(ctx context.Context) (int64, error) {
@@ -157,7 +158,11 @@ func open(t *testing.T, interval time.Duration) *fixture {
 func (f *fixture) run(t *testing.T) {
 	t.Helper()
 	f.runNoWait(t)
-	f.wait(t, "the feed to connect", func(s policysync.Status) bool { return s.FeedErr == nil && f.ready() })
+	// The feed's first event is a Resync, answered by a catch-up (one
+	// change read): wait for it, so that tests start from a quiet syncer.
+	f.wait(t, "the feed to connect and the start-up catch-up", func(s policysync.Status) bool {
+		return s.FeedErr == nil && f.ready() && f.src.changes.Load() >= 1
+	})
 }
 
 func (f *fixture) runNoWait(t *testing.T) {
@@ -272,7 +277,6 @@ func TestFailedPropagationIsReportedAndRecovers(t *testing.T) {
 // safety-net tick costs one revision read — no full load, no change read.
 func TestIdleSafetyNetReadsOnlyTheRevision(t *testing.T) {
 	f := start(t, time.Millisecond)
-	f.wait(t, "the start-up catch-up", func(s policysync.Status) bool { return f.src.changes.Load() == 1 })
 	full, changes := f.src.full.Load(), f.src.changes.Load()
 	for range len(f.src.revisionCalls) {
 		<-f.src.revisionCalls

@@ -49,6 +49,14 @@ func (f *faultyStore) ActiveBindings(ctx context.Context) (store.PolicyBindings,
 	return f.Store.ActiveBindings(ctx)
 }
 
+func (f *faultyStore) ScanActiveBindings(ctx context.Context, fn func(principal, workspace, role string) error) (int64, error) {
+	f.use()
+	if f.failPolicyReads.Load() {
+		return 0, errInjected
+	}
+	return f.Store.ScanActiveBindings(ctx, fn)
+}
+
 func (f *faultyStore) BindingChanges(ctx context.Context, after int64) (store.PolicyBindings, error) {
 	f.use()
 	if f.failPolicyReads.Load() {

@@ -235,6 +235,13 @@ type Store interface {
 	// BindingChanges returns the bindings (active or revoked) whose last
 	// change has a revision greater than after, and the current revision.
 	BindingChanges(ctx context.Context, after int64) (PolicyBindings, error)
+	// ScanActiveBindings calls fn with the principal, workspace and role
+	// of every active binding and returns the policy revision, all read in
+	// one consistent snapshot, without materializing the bindings. Rows
+	// come in no particular order (backends group them by principal when
+	// they can do so cheaply); fn may keep the strings. An error from fn
+	// stops the scan and is returned as is.
+	ScanActiveBindings(ctx context.Context, fn func(principal, workspace, role string) error) (revision int64, err error)
 
 	CreateProject(ctx context.Context, in NewProject) (Project, error)
 	GetProject(ctx context.Context, workspace, name string) (Project, error)

@@ -50,6 +50,9 @@ func Run(t *testing.T, open Factory) {
 		{"RoleBindings", testRoleBindings},
 		{"PolicyRevisions", testPolicyRevisions},
 		{"PolicyFeed", testPolicyFeed},
+		{"ScanActiveBindings", testScanActiveBindings},
+		{"ScanActiveBindingsSnapshot", testScanActiveBindingsSnapshot},
+		{"ScanActiveBindingsAbort", testScanActiveBindingsAbort},
 		{"Projects", testProjects},
 		{"Entities", testEntities},
 		{"EntityFilters", testEntityFilters},
@@ -668,6 +671,159 @@ func testPolicyFeed(t *testing.T, s store.Store) {
 		if ev.Revision != 0 && !slices.Contains(revs, ev.Revision) {
 			t.Fatalf("event for an uncommitted revision: %+v", ev)
 		}
+	}
+}
+
+// scanTriples collects ScanActiveBindings as sorted
+// "principal|workspace|role" strings.
+func scanTriples(t *testing.T, s store.Store) ([]string, int64) {
+	t.Helper()
+	var got []string
+	rev, err := s.ScanActiveBindings(ctx, func(principal, workspace, role string) error {
+		got = append(got, principal+"|"+workspace+"|"+role)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ScanActiveBindings: %v", err)
+	}
+	slices.Sort(got)
+	return got, rev
+}
+
+func testScanActiveBindings(t *testing.T, s store.Store) {
+	mustCreateWorkspace(t, s, "ws", "alice")
+	mustCreateWorkspace(t, s, "ws2", "alice")
+	must[store.MemberChange](t)(s.AddMember(ctx, "ws", "bob", []string{"Viewer", "Editor"}, "alice"))
+	must[store.MemberChange](t)(s.AddMember(ctx, "ws2", "bob", []string{"Viewer"}, "alice"))
+	must[store.MemberChange](t)(s.AddMember(ctx, "ws", "carol", []string{"Viewer"}, "alice"))
+	must[store.MemberChange](t)(s.SetMemberRoles(ctx, "ws", "bob", []string{"Editor"}, "alice")) // revokes Viewer
+	must[store.Deleted](t)(s.RemoveMember(ctx, "ws", "carol"))                                   // revokes carol
+	b := must[store.RoleBinding](t)(s.CreateRoleBinding(ctx, store.NewRoleBinding{Principal: "ops", Role: "PlatformAdmin", By: "admin"}))
+	must[store.Deleted](t)(s.RevokeRoleBinding(ctx, b.Name))
+
+	got, rev := scanTriples(t, s)
+	pb := must[store.PolicyBindings](t)(s.ActiveBindings(ctx))
+	var want []string
+	for _, b := range pb.Bindings {
+		want = append(want, b.Principal+"|"+b.Workspace+"|"+b.Role)
+	}
+	slices.Sort(want)
+	equal(t, "scanned bindings", got, want)
+	equal(t, "explicit", got, []string{
+		"*|default|Editor", "*|system|Viewer", "*|system|WorkspaceCreator",
+		"admin@example.com|system|PlatformAdmin",
+		"alice|ws2|Admin", "alice|ws|Admin", "bob|ws2|Viewer", "bob|ws|Editor"})
+	if rev != pb.Revision || rev != must[int64](t)(s.PolicyRevision(ctx)) {
+		t.Fatalf("scan revision %d, ActiveBindings %d", rev, pb.Revision)
+	}
+}
+
+// testScanActiveBindingsSnapshot commits a binding change while a scan is
+// in progress: the scan must neither see the new row nor report the new
+// revision; the next scan sees both.
+func testScanActiveBindingsSnapshot(t *testing.T, s store.Store) {
+	mustCreateWorkspace(t, s, "ws", "alice")
+	for i := range 20 {
+		must[store.MemberChange](t)(s.AddMember(ctx, "ws", fmt.Sprintf("user-%02d", i), []string{"Viewer"}, "alice"))
+	}
+	before, beforeRev := scanTriples(t, s)
+	var got []string
+	var wrote store.MemberChange
+	rev, err := s.ScanActiveBindings(ctx, func(principal, workspace, role string) error {
+		if got == nil { // first row: commit a grant and a revocation elsewhere
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			var err error
+			if wrote, err = s.AddMember(wctx, "ws", "late", []string{"Editor"}, "alice"); err != nil {
+				return err
+			}
+			if _, err := s.RemoveMember(wctx, "ws", "user-19"); err != nil {
+				return err
+			}
+		}
+		got = append(got, principal+"|"+workspace+"|"+role)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if rev != beforeRev || wrote.Revision <= rev {
+		t.Fatalf("scan revision %d, before %d, concurrent write %d", rev, beforeRev, wrote.Revision)
+	}
+	equal(t, "rows of the snapshot", got, before)
+	after, afterRev := scanTriples(t, s)
+	if afterRev != wrote.Revision+1 || !slices.Contains(after, "late|ws|Editor") || slices.Contains(after, "user-19|ws|Viewer") {
+		t.Fatalf("next scan at %d: %v", afterRev, after)
+	}
+
+	// Scans racing a writer: every scan's rows are exactly the grants
+	// committed at or below the revision it reports.
+	base, baseRev := after, afterRev
+	var mu sync.Mutex
+	granted := map[int64]string{} // revision -> triple
+	done := make(chan error, 1)
+	go func() {
+		for i := range 30 {
+			ch, err := s.AddMember(ctx, "ws", fmt.Sprintf("racer-%02d", i), []string{"Viewer"}, "alice")
+			if err != nil {
+				done <- err
+				return
+			}
+			mu.Lock()
+			granted[ch.Revision] = fmt.Sprintf("racer-%02d|ws|Viewer", i)
+			mu.Unlock()
+		}
+		done <- nil
+	}()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		got, rev := scanTriples(t, s)
+		want := slices.Clone(base)
+		for r := baseRev + 1; r <= rev; r++ {
+			mu.Lock()
+			triple, ok := granted[r]
+			mu.Unlock()
+			for !ok { // committed but not recorded yet
+				time.Sleep(time.Millisecond)
+				mu.Lock()
+				triple, ok = granted[r]
+				mu.Unlock()
+			}
+			want = append(want, triple)
+		}
+		slices.Sort(want)
+		equal(t, fmt.Sprintf("rows at revision %d", rev), got, want)
+	}
+}
+
+func testScanActiveBindingsAbort(t *testing.T, s store.Store) {
+	mustCreateWorkspace(t, s, "ws", "alice")
+	stop := errors.New("stop here")
+	calls := 0
+	rev, err := s.ScanActiveBindings(ctx, func(string, string, string) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 || rev != 0 {
+		t.Fatalf("got revision %d, error %v after %d calls; want %v after 1 call", rev, err, calls, stop)
+	}
+	// The aborted scan released its transaction: writes and scans go on.
+	must[store.MemberChange](t)(s.AddMember(ctx, "ws", "bob", []string{"Viewer"}, "alice"))
+	if got, _ := scanTriples(t, s); !slices.Contains(got, "bob|ws|Viewer") {
+		t.Fatalf("scan after abort: %v", got)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.ScanActiveBindings(cctx, func(string, string, string) error { return nil }); err == nil {
+		t.Fatal("a cancelled context must fail the scan")
 	}
 }
 
