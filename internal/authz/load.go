@@ -15,10 +15,11 @@ type ActiveBindingScanner interface {
 
 // LoadFrom replaces every binding with those the source streams (a full
 // reload), building the index while the rows arrive (on a second
-// goroutine, a batch at a time), without holding them all first. It returns the revision read. If that revision is below the
-// engine's current one it returns an error wrapping ErrStale and keeps the
-// current snapshot; an equal revision reloads. Decisions are the same as
-// after a Load of the same bindings.
+// goroutine, a batch at a time), without holding them all first. It
+// returns the revision read. If that revision is below the engine's
+// current one it returns an error wrapping ErrStale and keeps the current
+// snapshot; an equal revision reloads. Decisions are the same as after a
+// Load of the same bindings.
 func (e *Engine) LoadFrom(ctx context.Context, src ActiveBindingScanner, now time.Time) (int64, error) {
 	cur := e.snap.Load()
 	bld := newIndexBuilder(cur.policy, cur.index)
@@ -72,7 +73,7 @@ func pipeline(ctx context.Context, src ActiveBindingScanner, bld *indexBuilder) 
 		}
 		return nil
 	})
-	if len(batch) > 0 {
+	if err == nil && len(batch) > 0 {
 		batches <- batch
 	}
 	close(batches)

@@ -28,9 +28,12 @@ import (
 // binary to measure:
 //
 //	go build -o /tmp/nmp ./cmd/nmp
-//	NMP_SCALE_BINARY=/tmp/nmp go test ./internal/scaletest -run StartupAtScale -v -timeout 30m
+//	NMP_SCALE_BINARY=/tmp/nmp go test ./internal/scaletest -run StartupAtScale -v -count=1 -timeout 30m
 //
-// NMP_SCALE_DATA_DIR keeps (and reuses) the database between runs. Other
+// (-count=1: the test cache does not know that the binary changed).
+//
+// NMP_SCALE_DATA_DIR keeps (and reuses) the database between runs,
+// NMP_SCALE_RUNS starts the server that many times on it. Other
 // NMP_* variables (for example NMP_AUTH_POLICY_DATA_REFRESH_INTERVAL) and
 // GOGC/GOMEMLIMIT/GODEBUG reach the server unchanged.
 func TestStartupAtScale(t *testing.T) {
