@@ -13,6 +13,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/store/scalefixture"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // Full policy loads from a real store (docs/benchmarks.md "Policy load at
@@ -59,7 +60,7 @@ func benchLoad(b *testing.B, load func(*authz.Engine, *sqlstore.Store) error) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer st.Close()
+				defer testenv.Close(b, st)
 				var held, peak uint64
 				var cpu time.Duration
 				var e *authz.Engine

@@ -184,7 +184,9 @@ func TestLoadFromMatchesLoad(t *testing.T) {
 		r := rand.New(rand.NewPCG(uint64(seed), 42))
 		bindings := randomBindings(r, roles)
 		want, _ := NewEngine(doc)
-		want.Load(store.PolicyBindings{Revision: 3, Bindings: bindings}, now)
+		if err := want.Load(store.PolicyBindings{Revision: 3, Bindings: bindings}, now); err != nil {
+			t.Fatal(err)
+		}
 		shuffled := activeRows(bindings)
 		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 		grouped := slices.Clone(shuffled)
@@ -216,14 +218,20 @@ func TestLoadFromMatchesLoad(t *testing.T) {
 
 			// The same later changes applied to both.
 			w2, _ := NewEngine(doc)
-			w2.Load(store.PolicyBindings{Revision: 3, Bindings: bindings}, now)
+			if err := w2.Load(store.PolicyBindings{Revision: 3, Bindings: bindings}, now); err != nil {
+				t.Fatal(err)
+			}
 			changes := randomBindings(r, roles)
 			for i := range changes {
 				changes[i].Revision = 4 + int64(i)
 			}
 			pb := store.PolicyBindings{Revision: 4 + int64(len(changes)), Bindings: changes}
-			w2.Apply(pb)
-			got.Apply(pb)
+			if err := w2.Apply(pb); err != nil {
+				t.Fatal(err)
+			}
+			if err := got.Apply(pb); err != nil {
+				t.Fatal(err)
+			}
 			sameIndex(t, what+" after changes", w2, got, false)
 			sameDecisions(t, r, w2, got, roles)
 		}
@@ -272,7 +280,9 @@ func TestLoadFromStale(t *testing.T) {
 	// A change applied while the scan runs makes the scanned data stale.
 	grant := store.RoleBinding{Principal: "bob", Workspace: "ws", Role: "Viewer", Revision: 7}
 	_, err = e.LoadFrom(ctx, rowsScanner{revision: 6, rows: alice, during: func() {
-		e.Apply(store.PolicyBindings{Revision: 7, Bindings: []store.RoleBinding{grant}})
+		if err := e.Apply(store.PolicyBindings{Revision: 7, Bindings: []store.RoleBinding{grant}}); err != nil {
+			t.Fatal(err)
+		}
 	}}, t1)
 	if !errors.Is(err, ErrStale) || e.Revision() != 7 || !e.HasRole(RoleInput{PrincipalID: "bob", Workspace: "ws", Role: "Viewer"}) {
 		t.Fatalf("load racing a change: %v, revision %d", err, e.Revision())
@@ -305,7 +315,9 @@ func TestLoadFromOrder(t *testing.T) {
 		bs = append(bs, store.RoleBinding{Principal: r[0], Workspace: r[1], Role: r[2], Revision: 1})
 	}
 	want, _ := NewEngine(doc)
-	want.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Unix(1, 0))
+	if err := want.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
 	reversed := slices.Clone(rows)
 	slices.Reverse(reversed)
 	for name, rs := range map[string][][3]string{"as is": rows, "reversed": reversed} {

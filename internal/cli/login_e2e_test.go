@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nmp-project/nmp/internal/testenv"
 	"log/slog"
 	"net/url"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/cli"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // TestLoginFlowsAgainstDevIDP logs in with each flow against the

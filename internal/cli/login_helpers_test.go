@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/nmp-project/nmp/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +28,7 @@ import (
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/devidp"
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // Credentials of the development IdP in these tests. All of them are

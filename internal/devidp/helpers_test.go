@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nmp-project/nmp/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // Credentials of the test configuration. Every one is registered as a

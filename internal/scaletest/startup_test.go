@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/store/scalefixture"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // TestStartupAtScale starts the real server on a SQLite database holding
@@ -56,7 +57,9 @@ func TestStartupAtScale(t *testing.T) {
 	marker := filepath.Join(dir, fmt.Sprintf("fixture-%d.done", n))
 	if _, err := os.Stat(marker); err != nil {
 		for _, f := range []string{db, db + "-wal", db + "-shm"} {
-			os.Remove(f)
+			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -93,10 +96,11 @@ func measure(t *testing.T, bin, dir string, n int, idle time.Duration, run int) 
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			t.Logf("server exited: %v", err)
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			t.Logf("server killed after 30 s: %v", <-done)
 		}
 		if t.Failed() {
 			t.Logf("server output:\n%s", logs.String())
@@ -109,7 +113,7 @@ func measure(t *testing.T, bin, dir string, n int, idle time.Duration, run int) 
 			t.Fatal("not ready after 5 minutes")
 		}
 		if resp, err := client.Get(base + "/health/ready"); err == nil {
-			resp.Body.Close()
+			testenv.Close(t, resp.Body)
 			if resp.StatusCode == http.StatusOK {
 				ready = time.Since(start)
 				break
@@ -126,7 +130,7 @@ func measure(t *testing.T, bin, dir string, n int, idle time.Duration, run int) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		testenv.Close(t, resp.Body)
 		return resp.StatusCode
 	}
 	if code := get(scalefixture.ProbePrincipal, "/apis/entities/v2/workspaces/"+scalefixture.ProbeWorkspace); code != http.StatusOK {
@@ -166,7 +170,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer testenv.Close(t, ln)
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -212,7 +216,7 @@ func metric(t *testing.T, client *http.Client, base, name string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer testenv.Close(t, resp.Body)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {

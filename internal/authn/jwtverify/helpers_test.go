@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nmp-project/nmp/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // t0 is the fake clock's start.

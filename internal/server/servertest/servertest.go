@@ -4,7 +4,6 @@ package servertest
 
 import (
 	"context"
-	"github.com/nmp-project/nmp/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/nmp-project/nmp/internal/server"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/pgtest"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // Server is a running test server.

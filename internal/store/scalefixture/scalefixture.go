@@ -147,7 +147,7 @@ func fillSQLite(ctx context.Context, path string, n int) (rev int64, err error) 
 	if err != nil {
 		return 0, err
 	}
-	defer full.Close()
+	defer full.Close() //nolint:errcheck // the transaction's commit reports what matters
 	args := make([]any, 0, 7*perStmt)
 	flush := func() error {
 		var err error
@@ -202,8 +202,7 @@ func dropIndexes(ctx context.Context, tx *sql.Tx, q string) ([]string, error) {
 	for rs.Next() {
 		var name, def string
 		if err := rs.Scan(&name, &def); err != nil {
-			rs.Close()
-			return nil, err
+			return nil, errors.Join(err, rs.Close())
 		}
 		names, defs = append(names, name), append(defs, def)
 	}
@@ -223,7 +222,7 @@ func fillPostgres(ctx context.Context, dbURL string, n int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(ctx)
+	defer conn.Close(ctx) //nolint:errcheck // the data is committed or not before this
 	var rev int64
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `UPDATE policy_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev); err != nil {

@@ -10,6 +10,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/nmp-project/nmp/internal/store/scalefixture"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 func TestBindingsDistinct(t *testing.T) {
@@ -40,7 +41,7 @@ func TestCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer st.Close()
+			defer testenv.Close(t, st)
 			pb, err := st.ActiveBindings(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -68,7 +69,7 @@ func TestCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close()
+			defer testenv.Close(t, db)
 			if kind == "postgres" {
 				_, err = db.Exec(`INSERT INTO role_bindings (id, name, principal, workspace, role, granted_by, granted_at, revision)
 					VALUES ('dup', 'dup', $1, $2, $3, 'x', now(), 9)`, scalefixture.ProbePrincipal, scalefixture.ProbeWorkspace, scalefixture.ProbeRole)

@@ -28,7 +28,7 @@ func (s *Store) ScanActiveBindings(ctx context.Context, fn func(principal, works
 		if err != nil {
 			return fmt.Errorf("scan active bindings: %w", err)
 		}
-		defer rows.Close()
+		defer rows.Close() //nolint:errcheck // read-only; rows.Err() reports a failed read
 		var principal, workspace, role string
 		for rows.Next() {
 			// Scanning a driver string into *string does not copy it: fn

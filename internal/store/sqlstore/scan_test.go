@@ -9,6 +9,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/store/scalefixture"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // BenchmarkScanActiveBindings is the raw read of a full policy load: every
@@ -27,7 +28,7 @@ func BenchmarkScanActiveBindings(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer st.Close()
+				defer testenv.Close(b, st)
 				b.ReportAllocs()
 				b.ResetTimer()
 				cpu0 := cpuTime()
@@ -60,7 +61,7 @@ func BenchmarkActiveBindings(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer st.Close()
+				defer testenv.Close(b, st)
 				b.ReportAllocs()
 				b.ResetTimer()
 				cpu0 := cpuTime()
