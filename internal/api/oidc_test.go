@@ -176,7 +176,8 @@ func TestRefusedTokenChallenge(t *testing.T) {
 	}{
 		{"ID token", idTok, `Bearer error="invalid_token", error_description="ID tokens are not accepted; send an access token"`},
 		{"expired", expired, `Bearer error="invalid_token", error_description="token expired"`},
-		{"garbage", "not-a-jwt", `Bearer error="invalid_token", error_description="token is malformed"`},
+		{"opaque", "not-a-jwt", `Bearer error="invalid_token", error_description="token is opaque (not a JWT); send a JWT access token or enable introspection"`},
+		{"malformed JWT", "eyJhbGciOiJSUzI1NiJ9.!!!.x", `Bearer error="invalid_token", error_description="token is malformed"`},
 	}
 	for _, tc := range tests {
 		for _, path := range []string{"/v2/workspaces", "/apis/auth/authenticate"} {

@@ -79,6 +79,9 @@ var tokenDescriptions = map[string]string{
 	"id_token_not_accepted":          "ID tokens are not accepted; send an access token",
 	"lifetime_exceeded":              "token lifetime exceeds the allowed maximum",
 	"missing_token":                  "missing bearer token",
+	"opaque_token":                   "token is opaque (not a JWT); send a JWT access token or enable introspection",
+	"inactive_token":                 "token is not active",
+	"not_access_token":               "token is not an access token",
 }
 
 // TokenErrorDescription is the error_description of a WWW-Authenticate
