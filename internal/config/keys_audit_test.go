@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"go/ast"
+	"go/parser"
 	"go/token"
 	"go/types"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -69,29 +71,95 @@ type fieldReads map[*types.Var][]string
 
 const modulePath = "github.com/nmp-project/nmp"
 
-// loadFieldReads type-checks the module (non-test files) and returns this
-// package and the reads of its fields.
-func loadFieldReads() (*packages.Package, fieldReads, error) {
-	cfg := &packages.Config{Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports |
-		packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo}
-	pkgs, err := packages.Load(cfg, modulePath+"/...")
+// srcPackage is one of the module's packages, type-checked from source.
+type srcPackage struct {
+	path, name string
+	imports    []string
+	files      []*ast.File
+	info       *types.Info
+	types      *types.Package
+}
+
+// loadModule lists the module's packages (go list, no compilation) and
+// type-checks their non-test files from source in dependency order.
+// Packages outside the module (the standard library, dependencies) are
+// stand-ins without declarations: nothing has to be compiled, so the audit
+// costs seconds even with a cold build cache. The errors this causes at
+// uses of those packages are ignored; selections of this package's fields
+// only involve the module's own types and are recorded all the same.
+func loadModule() (*token.FileSet, map[string]*srcPackage, error) {
+	listed, err := packages.Load(&packages.Config{Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports},
+		modulePath+"/...")
 	if err != nil {
 		return nil, nil, err
 	}
-	var errs []string
-	packages.Visit(pkgs, nil, func(p *packages.Package) {
-		for _, e := range p.Errors {
-			errs = append(errs, e.Error())
+	fset := token.NewFileSet()
+	pkgs := make(map[string]*srcPackage)
+	for _, lp := range listed {
+		if len(lp.Errors) > 0 {
+			return nil, nil, fmt.Errorf("listing %s: %v", lp.PkgPath, lp.Errors[0])
 		}
+		sp := &srcPackage{path: lp.PkgPath, name: lp.Name}
+		for imp := range lp.Imports {
+			sp.imports = append(sp.imports, imp)
+		}
+		slices.Sort(sp.imports)
+		for _, name := range lp.GoFiles {
+			f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return nil, nil, err
+			}
+			sp.files = append(sp.files, f)
+		}
+		pkgs[sp.path] = sp
+	}
+	stand := make(map[string]*types.Package)
+	var check func(sp *srcPackage) error
+	imp := importerFunc(func(path string) (*types.Package, error) {
+		if sp, ok := pkgs[path]; ok {
+			if err := check(sp); err != nil {
+				return nil, err
+			}
+			return sp.types, nil
+		}
+		if p := stand[path]; p != nil {
+			return p, nil
+		}
+		p := types.NewPackage(path, filepath.Base(path))
+		p.MarkComplete()
+		stand[path] = p
+		return p, nil
 	})
-	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("loading packages:\n%s", strings.Join(errs, "\n"))
+	check = func(sp *srcPackage) error {
+		if sp.types != nil {
+			return nil
+		}
+		sp.info = &types.Info{Selections: map[*ast.SelectorExpr]*types.Selection{}, Uses: map[*ast.Ident]types.Object{},
+			Defs: map[*ast.Ident]types.Object{}}
+		conf := types.Config{Importer: imp, Error: func(error) {}} // stand-in imports make errors; see above
+		sp.types, _ = conf.Check(sp.path, fset, sp.files, sp.info)
+		return nil
 	}
-	byPath := make(map[string]*packages.Package)
-	for _, p := range pkgs {
-		byPath[p.PkgPath] = p
+	for _, path := range slices.Sorted(maps.Keys(pkgs)) {
+		if err := check(pkgs[path]); err != nil {
+			return nil, nil, err
+		}
 	}
-	self := byPath[modulePath+"/internal/config"]
+	return fset, pkgs, nil
+}
+
+type importerFunc func(path string) (*types.Package, error)
+
+func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }
+
+// loadFieldReads type-checks the module (non-test files) and returns this
+// package and the reads of its fields.
+func loadFieldReads() (*srcPackage, fieldReads, error) {
+	fset, pkgs, err := loadModule()
+	if err != nil {
+		return nil, nil, err
+	}
+	self := pkgs[modulePath+"/internal/config"]
 	if self == nil {
 		return nil, nil, fmt.Errorf("package %s/internal/config not loaded", modulePath)
 	}
@@ -103,12 +171,12 @@ func loadFieldReads() (*packages.Package, fieldReads, error) {
 	reads := make(fieldReads)
 	usedHelpers := make(map[*types.Func]bool)
 	for _, p := range pkgs {
-		if p == self || !shipped[p.PkgPath] {
+		if p == self || !shipped[p.path] {
 			continue
 		}
-		for _, f := range p.Syntax {
-			scanReads(p, f, self.Types, func(v *types.Var, pos token.Pos) {
-				reads[v] = append(reads[v], shortPos(p.Fset.Position(pos)))
+		for _, f := range p.files {
+			scanReads(p.info, f, self.types, func(v *types.Var, pos token.Pos) {
+				reads[v] = append(reads[v], shortPos(fset.Position(pos)))
 			}, func(fn *types.Func) { usedHelpers[fn] = true })
 		}
 	}
@@ -121,8 +189,8 @@ func loadFieldReads() (*packages.Package, fieldReads, error) {
 		calls []*types.Func
 	}
 	helpers := make(map[*types.Func]*helper)
-	for _, f := range self.Syntax {
-		if !slices.Contains(helperFiles, filepath.Base(self.Fset.Position(f.Pos()).Filename)) {
+	for _, f := range self.files {
+		if !slices.Contains(helperFiles, filepath.Base(fset.Position(f.Pos()).Filename)) {
 			continue
 		}
 		for _, d := range f.Decls {
@@ -130,13 +198,13 @@ func loadFieldReads() (*packages.Package, fieldReads, error) {
 			if !ok || fd.Body == nil {
 				continue
 			}
-			fn, _ := self.TypesInfo.Defs[fd.Name].(*types.Func)
+			fn, _ := self.info.Defs[fd.Name].(*types.Func)
 			if fn == nil {
 				continue
 			}
 			h := &helper{reads: make(map[*types.Var][]string)}
-			scanReads(self, fd.Body, self.Types, func(v *types.Var, pos token.Pos) {
-				h.reads[v] = append(h.reads[v], shortPos(self.Fset.Position(pos)))
+			scanReads(self.info, fd.Body, self.types, func(v *types.Var, pos token.Pos) {
+				h.reads[v] = append(h.reads[v], shortPos(fset.Position(pos)))
 			}, func(callee *types.Func) { h.calls = append(h.calls, callee) })
 			helpers[fn] = h
 		}
@@ -170,20 +238,22 @@ func loadFieldReads() (*packages.Package, fieldReads, error) {
 // shippedPackages are the module's packages imported, directly or not, by
 // one of its main packages (non-test files only): test helpers such as
 // servertest do not count.
-func shippedPackages(pkgs []*packages.Package) map[string]bool {
+func shippedPackages(pkgs map[string]*srcPackage) map[string]bool {
 	shipped := make(map[string]bool)
-	var visit func(p *packages.Package)
-	visit = func(p *packages.Package) {
-		if shipped[p.PkgPath] || !strings.HasPrefix(p.PkgPath, modulePath) {
+	var visit func(p *srcPackage)
+	visit = func(p *srcPackage) {
+		if shipped[p.path] {
 			return
 		}
-		shipped[p.PkgPath] = true
-		for _, imp := range p.Imports {
-			visit(imp)
+		shipped[p.path] = true
+		for _, imp := range p.imports {
+			if q, ok := pkgs[imp]; ok {
+				visit(q)
+			}
 		}
 	}
 	for _, p := range pkgs {
-		if p.Name == "main" {
+		if p.name == "main" {
 			visit(p)
 		}
 	}
@@ -194,7 +264,7 @@ func shippedPackages(pkgs []*packages.Package) map[string]bool {
 // cfg (a selector expression that is not the target of a plain assignment;
 // composite literal keys are not selectors) and each reference to a
 // function or method of cfg.
-func scanReads(p *packages.Package, root ast.Node, cfg *types.Package, read func(*types.Var, token.Pos), call func(*types.Func)) {
+func scanReads(info *types.Info, root ast.Node, cfg *types.Package, read func(*types.Var, token.Pos), call func(*types.Func)) {
 	written := make(map[ast.Expr]bool)
 	ast.Inspect(root, func(n ast.Node) bool {
 		switch n := n.(type) {
@@ -205,7 +275,7 @@ func scanReads(p *packages.Package, root ast.Node, cfg *types.Package, read func
 				}
 			}
 		case *ast.SelectorExpr:
-			if sel := p.TypesInfo.Selections[n]; sel != nil {
+			if sel := info.Selections[n]; sel != nil {
 				switch obj := sel.Obj().(type) {
 				case *types.Var:
 					if obj.Pkg() == cfg && obj.IsField() && !written[n] {
@@ -218,7 +288,7 @@ func scanReads(p *packages.Package, root ast.Node, cfg *types.Package, read func
 				}
 			}
 		case *ast.Ident:
-			if fn, ok := p.TypesInfo.Uses[n].(*types.Func); ok && fn.Pkg() == cfg {
+			if fn, ok := info.Uses[n].(*types.Func); ok && fn.Pkg() == cfg {
 				call(fn.Origin())
 			}
 		}
@@ -266,7 +336,7 @@ func TestEveryKeyIsReadOrRefused(t *testing.T) {
 	}
 	unread := 0
 	for _, k := range keys {
-		v, err := fieldVar(self.Types, k.owner, k.field)
+		v, err := fieldVar(self.types, k.owner, k.field)
 		if err != nil {
 			t.Errorf("%s: %v", k.key, err)
 			continue
