@@ -14,14 +14,7 @@ import (
 // (principal, workspace, role) loaded.
 func loadedEngine(t *testing.T, bindings ...[3]string) *authz.Engine {
 	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := staticEngine(t)
 	var bs []store.RoleBinding
 	for i, b := range bindings {
 		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b[0], Workspace: b[1], Role: b[2], Revision: 1})
