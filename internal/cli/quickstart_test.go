@@ -29,6 +29,41 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// waitQuickstart waits until the quickstart at base is ready and its
+// discovery names issuer (so the answer is from this quickstart, not from
+// another test's server on a reused port); exited reports that quickstart
+// returned instead.
+func waitQuickstart(t *testing.T, base, issuer string, done <-chan int) (ready, exited bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return false, true
+		default:
+		}
+		if resp, err := http.Get(base + "/apis/auth/discovery"); err == nil {
+			var d struct {
+				OIDC struct {
+					Issuer string `json:"issuer"`
+				} `json:"oidc"`
+			}
+			err := json.NewDecoder(resp.Body).Decode(&d)
+			testenv.Close(t, resp.Body)
+			if err == nil && d.OIDC.Issuer == issuer {
+				if r, err := http.Get(base + "/health/ready"); err == nil {
+					testenv.Close(t, r.Body)
+					if r.StatusCode == 200 {
+						return true, false
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false, false
+}
+
 // TestQuickstart runs nmp quickstart and checks the seed's validation
 // against it: discovery says auth is on, anonymous and spoofed requests are
 // 401, a user of the generated file signs in at the dev IdP and lists
@@ -36,30 +71,35 @@ func freePort(t *testing.T) int {
 func TestQuickstart(t *testing.T) {
 	home := t.TempDir()
 	dataDir := filepath.Join(home, "data")
-	port, idpPort := freePort(t), freePort(t)
 	env := []string{"HOME=" + home, "NMP_DATA_DIR=" + dataDir}
-	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Run(ctx, []string{"quickstart", "--port", strconv.Itoa(port), "--idp-port", strconv.Itoa(idpPort)},
-			strings.NewReader(""), &bytes.Buffer{}, &stderr, env)
-	}()
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health/ready")
-		if err == nil {
-			testenv.Close(t, resp.Body)
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
+	// freePort releases the port before quickstart binds it, so another
+	// test may take it in between: a quickstart that exits at once is
+	// started again on other ports, and only an answer naming this
+	// quickstart's IdP counts as ready.
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+		done   chan int
+		base   string
+	)
+	for attempt := 1; ; attempt++ {
+		port, idpPort := freePort(t), freePort(t)
+		ctx, cancel = context.WithCancel(context.Background())
+		stderr.Reset()
+		done = make(chan int, 1)
+		go func() {
+			done <- cli.Run(ctx, []string{"quickstart", "--port", strconv.Itoa(port), "--idp-port", strconv.Itoa(idpPort)},
+				strings.NewReader(""), &bytes.Buffer{}, &stderr, env)
+		}()
+		base = "http://127.0.0.1:" + strconv.Itoa(port)
+		if ready, exited := waitQuickstart(t, base, "http://127.0.0.1:"+strconv.Itoa(idpPort), done); ready {
+			break
+		} else if !exited || attempt == 3 {
 			cancel()
-			t.Fatalf("quickstart did not become ready: %v\n%s", err, stderr.String())
+			t.Fatalf("quickstart did not become ready (attempt %d):\n%s", attempt, stderr.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		cancel()
 	}
 
 	// The users file: three users, owner-only.
