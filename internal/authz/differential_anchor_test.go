@@ -99,34 +99,7 @@ func anchorDecorate(r *rand.Rand, p string) string {
 
 // anchorAllow returns an allow input, direct or Envoy form.
 func anchorAllow(r *rand.Rand, pid, email string, groups []string, method, path string, scopes []string) map[string]any {
-	if r.IntN(3) == 0 {
-		headers := map[string]any{}
-		if pid != "" {
-			headers["x-nmp-principal-id"] = pid
-		}
-		if email != "" {
-			headers["x-nmp-principal-email"] = email
-		}
-		if len(groups) > 0 {
-			headers["x-nmp-principal-groups"] = strings.Join(groups, ",")
-		}
-		if len(scopes) > 0 {
-			headers["x-nmp-scopes"] = strings.Join(scopes, " ")
-		}
-		return map[string]any{"attributes": map[string]any{"request": map[string]any{"http": map[string]any{
-			"method": method, "path": path, "headers": headers}}}}
-	}
-	in := map[string]any{"principal_id": pid, "method": method, "path": path}
-	if email != "" {
-		in["principal_email"] = email
-	}
-	if groups != nil {
-		in["principal_groups"] = toAny(groups)
-	}
-	if scopes != nil {
-		in["scopes"] = toAny(scopes)
-	}
-	return in
+	return allowInputDoc(r.IntN(3) == 0, ",", pid, email, groups, method, path, scopes)
 }
 
 // anchorReq is one method and path.

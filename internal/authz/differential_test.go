@@ -126,7 +126,13 @@ func toAny(xs []string) []any {
 func randomAllowInput(r *rand.Rand, patterns []string) map[string]any {
 	id, email, groups := randomIdentity(r)
 	method, path, scopes := pick(r, diffMethods), randomPath(r, patterns), pick(r, diffScopes)
-	if r.IntN(6) == 0 {
+	return allowInputDoc(r.IntN(6) == 0, " , ", id, email, groups, method, path, scopes)
+}
+
+// allowInputDoc renders an allow input: the Envoy form (identity in the
+// x-nmp-* headers, groups joined with groupSep) or the direct form.
+func allowInputDoc(envoy bool, groupSep, id, email string, groups []string, method, path string, scopes []string) map[string]any {
+	if envoy {
 		headers := map[string]any{}
 		if id != "" {
 			headers["x-nmp-principal-id"] = id
@@ -135,7 +141,7 @@ func randomAllowInput(r *rand.Rand, patterns []string) map[string]any {
 			headers["x-nmp-principal-email"] = email
 		}
 		if len(groups) > 0 {
-			headers["x-nmp-principal-groups"] = strings.Join(groups, " , ")
+			headers["x-nmp-principal-groups"] = strings.Join(groups, groupSep)
 		}
 		if len(scopes) > 0 {
 			headers["x-nmp-scopes"] = strings.Join(scopes, " ")
