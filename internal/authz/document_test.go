@@ -73,3 +73,18 @@ func TestLoadDocumentFiles(t *testing.T) {
 		t.Fatal("a missing extra data file was accepted")
 	}
 }
+
+func TestPolicyFilesShipOnlyThePolicy(t *testing.T) {
+	files := authz.PolicyFiles()
+	if len(files) == 0 {
+		t.Fatal("no policy files embedded")
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f.Name, "_test.rego") || !strings.HasSuffix(f.Name, ".rego") {
+			t.Errorf("shipped %s", f.Name)
+		}
+		if !strings.Contains(string(f.Data), "package authz") {
+			t.Errorf("%s: not the authz package", f.Name)
+		}
+	}
+}

@@ -161,8 +161,15 @@ func (e *Engine) Apply(pb store.PolicyBindings) error {
 
 // DataDocument renders data.authz (static data plus principals) for OPA.
 func (e *Engine) DataDocument() map[string]any {
+	_, data := e.BundleData()
+	return data
+}
+
+// BundleData returns data.authz and the revision it holds, read from one
+// snapshot, so the pair is consistent.
+func (e *Engine) BundleData() (revision int64, data map[string]any) {
 	s := e.snap.Load()
-	return s.policy.doc.DataDocument(s.index.principals(s.policy))
+	return s.revision, s.policy.doc.DataDocument(s.index.principals(s.policy))
 }
 
 // request is the per-decision view of the caller.
