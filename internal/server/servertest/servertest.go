@@ -36,6 +36,28 @@ func (s *Server) Store() store.Store { return s.Server.Store() }
 // may adjust the configuration first. It stops at test cleanup.
 func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Server {
 	t.Helper()
+	return StartOn(t, Listen(t), mutate, opts...)
+}
+
+// Listen opens a loopback listener for StartOn, so that a test knows the
+// server's URL before the server is configured (an external OPA that
+// fetches the server's bundle and answers its decisions needs both URLs).
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// URL is the base URL of a listener.
+func URL(ln net.Listener) string { return "http://" + ln.Addr().String() }
+
+// StartOn is Start on a listener the test opened.
+func StartOn(t testing.TB, ln net.Listener, mutate func(*config.Config), opts ...server.Option) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Platform.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Entities.DBHealthCheckIntervalSeconds = 1
@@ -57,11 +79,6 @@ func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Se
 		cancel()
 		t.Fatalf("server.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
@@ -70,7 +87,7 @@ func Start(t testing.TB, mutate func(*config.Config), opts ...server.Option) *Se
 			t.Errorf("server stopped with error: %v", err)
 		}
 	})
-	return &Server{URL: "http://" + ln.Addr().String(), Config: cfg, Server: srv, logs: logs}
+	return &Server{URL: URL(ln), Config: cfg, Server: srv, logs: logs}
 }
 
 type testWriter struct{ t testing.TB }
