@@ -75,7 +75,9 @@ type MonitorOptions struct {
 	// Clock is the time source (default time.Now).
 	Clock func() time.Time
 	// Health receives the outcome under HealthComponent (health.State).
-	Health interface{ Set(component string, err error) }
+	Health interface {
+		Set(component string, err error)
+	}
 	// Log receives one line when OPA stops being ready and one when it is
 	// ready again (default: discard).
 	Log *slog.Logger
