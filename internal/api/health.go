@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/version"
 )
@@ -45,6 +46,9 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 			policy["error"] = ps.Err.Error()
 		}
 	}
+	if rr, ok := s.pdp.(pdp.RemoteReporter); ok {
+		policy["opa"] = remoteStatus(rr.Remote())
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":      status,
 		"services":    map[string]any{"ready": ready, "not_ready": notReady},
@@ -52,6 +56,25 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 		"policy":      policy,
 	})
 	return nil
+}
+
+// remoteStatus renders the external OPA's last readiness check.
+func remoteStatus(rs pdp.RemoteStatus) map[string]any {
+	out := map[string]any{"ready": rs.Err == nil, "reachable": rs.Reachable, "revision": nil,
+		"local_revision": rs.Local, "behind_since": nil, "checked_at": nil, "error": nil}
+	if rs.HasRevision {
+		out["revision"] = rs.Revision
+	}
+	if !rs.BehindSince.IsZero() {
+		out["behind_since"] = store.NewTimestamp(rs.BehindSince)
+	}
+	if !rs.CheckedAt.IsZero() {
+		out["checked_at"] = store.NewTimestamp(rs.CheckedAt)
+	}
+	if rs.Err != nil {
+		out["error"] = rs.Err.Error()
+	}
+	return out
 }
 
 func (s *Server) clusterInfo(w http.ResponseWriter, _ *http.Request) error {

@@ -73,7 +73,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, ch.Revision, wait)
+	s.policyChanged(w, r, ch.Revision, wait, roleChange{held: heldRoles(ws, principal, ch.Member.Roles)})
 	writeJSON(w, http.StatusCreated, ch.Member)
 	return nil
 }
@@ -103,7 +103,7 @@ func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, ch.Revision, wait)
+	s.policyChanged(w, r, ch.Revision, wait, roleChange{held: heldRoles(ws, principal, ch.Member.Roles), revoked: true})
 	writeJSON(w, http.StatusOK, ch.Member)
 	return nil
 }
@@ -118,7 +118,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, del.Revision, wait)
+	s.policyChanged(w, r, del.Revision, wait, roleChange{revoked: true})
 	writeJSON(w, http.StatusOK, deleteBody("Member removed", del))
 	return nil
 }

@@ -117,7 +117,7 @@ func (s *Server) createRoleBinding(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, b.Revision, wait)
+	s.policyChanged(w, r, b.Revision, wait, roleChange{held: heldRoles(b.Workspace, b.Principal, []string{b.Role})})
 	writeJSON(w, http.StatusCreated, b)
 	return nil
 }
@@ -159,7 +159,7 @@ func (s *Server) deleteRoleBinding(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, del.Revision, wait)
+	s.policyChanged(w, r, del.Revision, wait, roleChange{revoked: true})
 	writeJSON(w, http.StatusOK, map[string]any{"id": del.ID, "deleted_at": del.DeletedAt})
 	return nil
 }

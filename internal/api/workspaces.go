@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/query"
@@ -61,22 +64,36 @@ func checkWaitParam(r *http.Request) error {
 
 // Values of the X-NMP-Role-Propagation response header.
 const (
-	propagationComplete = "complete" // this process's PDP holds the change
+	propagationComplete = "complete" // the decision point holds the change
 	propagationSkipped  = "skipped"  // wait_role_propagation=false
 	propagationTimeout  = "timeout"  // not applied within the bound
 	propagationFailed   = "failed"   // applying it failed (retried in the background)
 )
 
+// roleChange is what a committed binding write expects the decision point
+// to answer once it holds the change (has_role, exact).
+type roleChange struct {
+	// held are the answers the write knows from its result.
+	held []pdp.RoleExpectation
+	// revoked adds, for each binding the write's revision revoked, the
+	// expectation that its role is no longer held (read from the store).
+	revoked bool
+}
+
 // policyChanged waits, before the response is written, until this
 // process's policy holds a committed binding change, so that the next
-// request here sees it, and reports the outcome. The write is committed
-// whatever happens here; only a confirmed application says "complete".
-func (s *Server) policyChanged(w http.ResponseWriter, r *http.Request, revision int64, wait bool) {
+// request here sees it, and reports the outcome. With provider opa and
+// wait_role_propagation, it then polls OPA's has_role every
+// auth.propagation_poll_interval_seconds until every expectation of
+// change holds; the whole wait is bounded by propagationTimeout. The
+// write is committed whatever happens here; only a confirmed application
+// says "complete".
+func (s *Server) policyChanged(w http.ResponseWriter, r *http.Request, revision int64, wait bool, change roleChange) {
 	state := propagationComplete
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.propagationTimeout)
+	defer cancel()
 	if revision > 0 && s.propagation != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.propagationTimeout)
 		err := s.propagation.Await(ctx, revision)
-		cancel()
 		switch {
 		case err == nil:
 		case errors.Is(err, context.DeadlineExceeded):
@@ -89,10 +106,70 @@ func (s *Server) policyChanged(w http.ResponseWriter, r *http.Request, revision 
 				"request_id", requestID(r.Context()), "revision", revision, "propagation", state, "error", err)
 		}
 	}
+	if revision > 0 && wait && state == propagationComplete && s.cfg.Auth.PolicyDecisionPointProvider == "opa" {
+		state = s.awaitOPA(ctx, r, revision, change)
+	}
 	if !wait && state == propagationComplete {
 		state = propagationSkipped
 	}
 	w.Header().Set("X-NMP-Role-Propagation", state)
+}
+
+// awaitOPA polls the external OPA until it answers has_role as change
+// expects: complete, or timeout (logged) when ctx ends first.
+func (s *Server) awaitOPA(ctx context.Context, r *http.Request, revision int64, change roleChange) string {
+	exps, err := s.expectations(ctx, revision, change)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "committed role change: cannot tell what OPA should answer",
+			"request_id", requestID(r.Context()), "revision", revision, "propagation", propagationFailed, "error", err)
+		return propagationFailed
+	}
+	if len(exps) == 0 {
+		return propagationComplete
+	}
+	interval := time.Duration(s.cfg.Auth.PropagationPollIntervalSeconds * float64(time.Second))
+	if err := pdp.AwaitRoles(ctx, s.pdp, interval, exps); err != nil {
+		s.log.WarnContext(r.Context(), "committed role change not yet visible in the external OPA",
+			"request_id", requestID(r.Context()), "revision", revision, "propagation", propagationTimeout, "error", err)
+		return propagationTimeout
+	}
+	return propagationComplete
+}
+
+// expectations resolves change: its held answers, plus (revoked) a
+// "not held" for each binding the revision revoked whose role the write
+// does not expect to be held.
+func (s *Server) expectations(ctx context.Context, revision int64, change roleChange) ([]pdp.RoleExpectation, error) {
+	exps := slices.Clone(change.held)
+	if !change.revoked {
+		return exps, nil
+	}
+	pb, err := s.store.BindingChanges(ctx, revision-1)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range pb.Bindings {
+		if b.Revision != revision || b.RevokedAt == nil {
+			continue
+		}
+		gone := pdp.RoleExpectation{Principal: b.Principal, Workspace: b.Workspace, Role: b.Role}
+		if slices.ContainsFunc(exps, func(e pdp.RoleExpectation) bool {
+			return e.Principal == gone.Principal && e.Workspace == gone.Workspace && e.Role == gone.Role
+		}) {
+			continue
+		}
+		exps = append(exps, gone)
+	}
+	return exps, nil
+}
+
+// heldRoles expects principal to hold each of roles in workspace.
+func heldRoles(workspace, principal string, roles []string) []pdp.RoleExpectation {
+	out := make([]pdp.RoleExpectation, len(roles))
+	for i, role := range roles {
+		out[i] = pdp.RoleExpectation{Principal: principal, Workspace: workspace, Role: role, Held: true}
+	}
+	return out
 }
 
 // pathWorkspace validates the workspace path value.
@@ -153,7 +230,11 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, rev, wait)
+	var change roleChange
+	if admin := authn.FromContext(r.Context()).OwnerKey(); admin != "" {
+		change.held = heldRoles(ws.Name, admin, []string{authz.RoleAdmin})
+	}
+	s.policyChanged(w, r, rev, wait, change)
 	writeJSON(w, http.StatusCreated, ws)
 	return nil
 }
@@ -203,7 +284,7 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.policyChanged(w, r, del.Revision, false) // workspace deletion never waits
+	s.policyChanged(w, r, del.Revision, false, roleChange{}) // workspace deletion never waits
 	writeJSON(w, http.StatusOK, deleteBody("Workspace deleted", del))
 	return nil
 }

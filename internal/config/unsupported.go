@@ -17,7 +17,6 @@ type unsupportedKey struct {
 }
 
 const (
-	reasonOPA        = "the external OPA policy decision point is not built in this version"
 	reasonBundle     = "the OPA bundle endpoint is not built in this version"
 	reasonExtAuthz   = "the Envoy ext_authz gRPC server is not built in this version"
 	reasonAccessKeys = "scoped access keys are not built in this version"
@@ -27,9 +26,6 @@ const (
 // unsupportedKeys is the one list of such keys. The key audit test requires
 // every key to be read by the server or listed here.
 var unsupportedKeys = []unsupportedKey{
-	{"auth.policy_decision_point_base_url", reasonOPA},
-	{"auth.policy_decision_point_request_timeout_seconds", reasonOPA},
-	{"auth.propagation_poll_interval_seconds", reasonOPA},
 	{"auth.bundle_cache_seconds", reasonBundle},
 	{"auth.ext_authz.grpc_address", reasonExtAuthz},
 	{"auth.access_keys.enabled", reasonAccessKeys},

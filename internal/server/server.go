@@ -55,6 +55,7 @@ type Server struct {
 	engine  *authz.Engine
 	syncer  *policysync.Syncer
 	idp     *authn.DiscoveryCache // nil without OIDC
+	opa     *pdp.OPA              // nil unless the provider is opa
 	handler http.Handler
 	clock   store.Clock
 	// keys refreshes the IdP key sets in the background; nil without OIDC.
@@ -89,8 +90,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			err = errors.Join(err, s.store.Close())
 		}
 	}()
-	if cfg.Auth.PolicyDecisionPointProvider != "embedded" {
-		return nil, fmt.Errorf("auth.policy_decision_point_provider %q is not supported by this version (use embedded)", cfg.Auth.PolicyDecisionPointProvider)
+	if cfg.Auth.PolicyDecisionPointProvider == "opa" {
+		s.health.Set(pdp.HealthComponent, errors.New("OPA not checked yet"))
 	}
 	doc, err := authz.LoadDocument(cfg.Auth.ExtraAuthzDataFiles)
 	if err != nil {
@@ -154,10 +155,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		tokens = router
 	}
+	var dp pdp.DecisionPoint = pdp.NewEmbedded(s.engine)
+	if cfg.Auth.PolicyDecisionPointProvider == "opa" {
+		// OPA decides; the embedded engine and the syncer keep running
+		// (workspace visibility, /status, the bundle OPA loads).
+		if s.opa, err = pdp.NewOPA(pdp.OPAOptions{BaseURL: cfg.Auth.PolicyDecisionPointBaseURL,
+			Timeout: time.Duration(cfg.Auth.PolicyDecisionPointRequestTimeoutSeconds) * time.Second,
+			Local:   s.engine, Metrics: s.metrics, Log: log}); err != nil {
+			return nil, fmt.Errorf("auth.policy_decision_point_base_url: %w", err)
+		}
+		dp = s.opa
+	}
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
-		Metrics: s.metrics, Logger: log, PDP: pdp.NewEmbedded(s.engine),
+		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
-		PropagationTimeout: time.Duration(cfg.Auth.PropagationTimeoutSeconds) * time.Second})
+		PropagationTimeout: propagationTimeout(cfg)})
 	if cfg.DatabaseKind() == config.DatabaseSQLite {
 		log.Info("entity store ready", "backend", config.DatabaseSQLite, "database", cfg.SQLitePath())
 	} else {
@@ -224,6 +236,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.idp != nil {
 		background = append(background, lifecycle.Func{N: "identity provider check", F: s.checkIdP})
 	}
+	if s.opa != nil {
+		background = append(background, s.opaMonitor())
+		defer s.opa.CloseIdleConnections()
+	}
 	components := lifecycle.Start(ctx, s.log, s.health, background...)
 
 	errc := make(chan error, 1)
@@ -253,6 +269,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return serveErr
+}
+
+// opaMonitor is the readiness check of the external OPA (health
+// component "pdp"): OPA answers, has activated its bundles, and its authz
+// bundle holds this process's policy revision or lags behind it for less
+// than auth.propagation_timeout_seconds.
+func (s *Server) opaMonitor() *pdp.Monitor {
+	return s.opa.Monitor(pdp.MonitorOptions{
+		Local: func() int64 {
+			st := s.syncer.Status()
+			return max(st.Applied, st.Known)
+		},
+		MaxLag: propagationTimeout(s.cfg),
+		Clock:  s.clock, Health: s.health, Log: s.log,
+	})
+}
+
+// propagationTimeout is auth.propagation_timeout_seconds (0: 30 s).
+func propagationTimeout(cfg *config.Config) time.Duration {
+	if cfg.Auth.PropagationTimeoutSeconds <= 0 {
+		return 30 * time.Second
+	}
+	return time.Duration(cfg.Auth.PropagationTimeoutSeconds) * time.Second
 }
 
 // checkDatabase pings the store every db_health_check_interval_seconds
