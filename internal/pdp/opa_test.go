@@ -16,7 +16,7 @@ import (
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
-	"github.com/nmp-project/nmp/internal/pdp/opatest"
+	"github.com/nmp-project/nmp/internal/testenv/opatest"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -61,7 +61,7 @@ func newOPA(t *testing.T, url string, timeout time.Duration, e *authz.Engine, m 
 // answer must be equal, and the table must produce allows and denies.
 func TestOPAMatchesEmbedded(t *testing.T) {
 	e := loadedEngine(t)
-	o := opatest.Start(t, opatest.Policy{Data: e.DataDocument()})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: e.DataDocument()})
 	remote := newOPA(t, o.URL, 5*time.Second, e, metrics.New())
 	local := pdp.NewEmbedded(e)
 	ctx := context.Background()
@@ -204,7 +204,7 @@ func counter(t *testing.T, m *metrics.Metrics, entrypoint, result string) float6
 // timeout), and the decision point recovers when OPA is back.
 func TestOPAKilled(t *testing.T) {
 	e := loadedEngine(t)
-	o := opatest.Start(t, opatest.Policy{Data: e.DataDocument()})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: e.DataDocument()})
 	m := metrics.New()
 	remote := newOPA(t, o.URL, 5*time.Second, e, m)
 	ctx := context.Background()
@@ -237,7 +237,7 @@ func TestOPAKilled(t *testing.T) {
 // SIGCONT.
 func TestOPAHung(t *testing.T) {
 	e := loadedEngine(t)
-	o := opatest.Start(t, opatest.Policy{Data: e.DataDocument()})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: e.DataDocument()})
 	m := metrics.New()
 	const timeout = time.Second
 	remote := newOPA(t, o.URL, timeout, e, m)
@@ -245,11 +245,11 @@ func TestOPAHung(t *testing.T) {
 	if err := question(ctx, remote); err != nil {
 		t.Fatal(err)
 	}
-	o.Stop()
+	o.Freeze()
 	stopped := true
 	defer func() {
 		if stopped {
-			o.Continue()
+			o.Thaw()
 		}
 	}()
 	for i, ask := range []func() error{
@@ -270,7 +270,7 @@ func TestOPAHung(t *testing.T) {
 	if got := counter(t, m, "has_role", "timeout"); got != 1 {
 		t.Fatalf("timed-out calls counted %v, want 1", got)
 	}
-	o.Continue()
+	o.Thaw()
 	stopped = false
 	if err := question(ctx, remote); err != nil {
 		t.Fatalf("after SIGCONT: %v", err)
@@ -415,7 +415,7 @@ func (c *fakeClock) Now() time.Time { return c.now }
 // back with the current revision.
 func TestMonitor(t *testing.T) {
 	e := loadedEngine(t)
-	o := opatest.Start(t, opatest.Policy{Data: e.DataDocument(), Revision: "5"})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: e.DataDocument(), Revision: "5"})
 	remote := newOPA(t, o.URL, time.Second, e, nil)
 	hs := health.New(pdp.HealthComponent)
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
-	"github.com/nmp-project/nmp/internal/pdp/opatest"
+	"github.com/nmp-project/nmp/internal/testenv/opatest"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
@@ -61,7 +61,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // OPA; while OPA is down a request that needs a decision is 503
 // pdp_unavailable, never a 2xx; when OPA is back, decisions are back.
 func TestOPAProviderFailsClosed(t *testing.T) {
-	o := opatest.Start(t, opatest.Policy{Data: unloadedData(t)})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: unloadedData(t)})
 	srv := servertest.Start(t, withOPA(o.URL, nil))
 	o.SetData(srv.Server.Engine().DataDocument())
 
@@ -115,7 +115,7 @@ func TestOPAProviderFailsClosed(t *testing.T) {
 // once OPA is back with this process's revision; /status shows OPA's
 // state.
 func TestOPAReadiness(t *testing.T) {
-	o := opatest.Start(t, opatest.Policy{Data: unloadedData(t), Revision: "0"})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: unloadedData(t), Revision: "0"})
 	srv := servertest.Start(t, withOPA(o.URL, nil))
 	o.Kill()
 	eventually(t, "readiness fails while OPA is down", func() bool {
@@ -145,7 +145,7 @@ func TestOPAReadiness(t *testing.T) {
 // OPA's has_role agrees with the change (complete), or reports timeout
 // when OPA never does (this OPA is only updated by the test).
 func TestOPARolePropagation(t *testing.T) {
-	o := opatest.Start(t, opatest.Policy{Data: unloadedData(t)})
+	o := opatest.StartPolicy(t, opatest.Policy{Data: unloadedData(t)})
 	srv := servertest.Start(t, withOPA(o.URL, func(c *config.Config) { c.Auth.PropagationTimeoutSeconds = 1 }))
 	engine := srv.Server.Engine()
 	o.SetData(engine.DataDocument())

@@ -7,7 +7,9 @@ package opatest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
 
@@ -31,6 +34,7 @@ type OPA struct {
 
 	t    testing.TB
 	bin  string
+	dir  string
 	args []string
 	logs *testenv.Buffer
 	cmd  *exec.Cmd
@@ -60,7 +64,7 @@ func Start(t testing.TB, args ...string) *OPA {
 
 func (o *OPA) start(addr string) {
 	o.t.Helper()
-	args := append([]string{"run", "--server", "--addr", addr, "--log-level", "debug"}, o.args...)
+	args := append([]string{"run", "--server", "--addr", addr, "--disable-telemetry", "--log-level", "debug"}, o.args...)
 	cmd := exec.Command(o.bin, args...)
 	cmd.Stdout, cmd.Stderr = o.logs, o.logs
 	if err := cmd.Start(); err != nil {
@@ -183,4 +187,96 @@ func listeningPort(pid int) int {
 		}
 	}
 	return 0
+}
+
+// Policy is what StartPolicy serves: the shipped Rego files and data.authz.
+type Policy struct {
+	// Data is data.authz (authz.Engine.DataDocument()).
+	Data map[string]any
+	// Revision, when not empty, makes the directory a bundle (with a
+	// .manifest of that revision and root authz) loaded with --bundle:
+	// OPA then reports it under data.system.bundles and refuses writes
+	// below authz. Empty loads the files as plain data, which SetData can
+	// replace.
+	Revision string
+}
+
+// StartPolicy writes p into a temporary directory and serves it with
+// opa (see Start).
+func StartPolicy(t testing.TB, p Policy) *OPA {
+	t.Helper()
+	o := &OPA{t: t, bin: Binary(t), logs: &testenv.Buffer{}, dir: t.TempDir()}
+	o.write(p)
+	o.start("127.0.0.1:0")
+	t.Cleanup(o.Kill)
+	return o
+}
+
+func (o *OPA) write(p Policy) {
+	o.t.Helper()
+	policyDir := filepath.Join(o.dir, "policy")
+	if err := os.MkdirAll(policyDir, 0o755); err != nil {
+		o.t.Fatal(err)
+	}
+	var files []string
+	for _, f := range authz.PolicyFiles() {
+		path := filepath.Join(policyDir, f.Name)
+		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
+			o.t.Fatal(err)
+		}
+		files = append(files, path)
+	}
+	data, err := json.Marshal(map[string]any{"authz": p.Data})
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	dataPath := filepath.Join(o.dir, "data.json")
+	if err := os.WriteFile(dataPath, data, 0o644); err != nil {
+		o.t.Fatal(err)
+	}
+	if p.Revision == "" {
+		o.args = append(files, dataPath)
+		return
+	}
+	manifest, err := json.Marshal(map[string]any{"revision": p.Revision, "roots": []string{"authz"}, "rego_version": 1})
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(o.dir, ".manifest"), manifest, 0o644); err != nil {
+		o.t.Fatal(err)
+	}
+	o.args = []string{"--bundle", o.dir}
+}
+
+// SetData replaces data.authz (only when started without a Revision).
+func (o *OPA) SetData(data map[string]any) {
+	o.t.Helper()
+	body, err := json.Marshal(data)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, o.URL+"/v1/data/authz", bytes.NewReader(body))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer testenv.Close(o.t, resp.Body)
+	if resp.StatusCode != http.StatusNoContent {
+		o.t.Fatalf("PUT /v1/data/authz: status %d", resp.StatusCode)
+	}
+}
+
+// Rewrite replaces the files of a killed OPA (Restart then serves them).
+func (o *OPA) Rewrite(p Policy) {
+	o.t.Helper()
+	if o.cmd != nil {
+		o.t.Fatal("opatest: Rewrite of a running opa")
+	}
+	o.write(p)
 }
