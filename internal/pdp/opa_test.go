@@ -16,8 +16,8 @@ import (
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
-	"github.com/nmp-project/nmp/internal/testenv/opatest"
 	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/testenv/opatest"
 )
 
 // loadedEngine is the static engine with a varied set of bindings:

@@ -11,9 +11,9 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
-	"github.com/nmp-project/nmp/internal/testenv/opatest"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
+	"github.com/nmp-project/nmp/internal/testenv/opatest"
 )
 
 // unloadedData is data.authz before any binding is known (every
