@@ -18,7 +18,6 @@ type unsupportedKey struct {
 
 const (
 	reasonOPA        = "the external OPA policy decision point is not built in this version"
-	reasonBundle     = "the OPA bundle endpoint is not built in this version"
 	reasonExtAuthz   = "the Envoy ext_authz gRPC server is not built in this version"
 	reasonAccessKeys = "scoped access keys are not built in this version"
 	reasonSigning    = "the platform mints tokens only for scoped access keys, which are not built in this version"
@@ -30,7 +29,6 @@ var unsupportedKeys = []unsupportedKey{
 	{"auth.policy_decision_point_base_url", reasonOPA},
 	{"auth.policy_decision_point_request_timeout_seconds", reasonOPA},
 	{"auth.propagation_poll_interval_seconds", reasonOPA},
-	{"auth.bundle_cache_seconds", reasonBundle},
 	{"auth.ext_authz.grpc_address", reasonExtAuthz},
 	{"auth.access_keys.enabled", reasonAccessKeys},
 	{"auth.access_keys.audience", reasonAccessKeys},
