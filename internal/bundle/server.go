@@ -196,34 +196,25 @@ func (s *Server) build(f *flight) {
 // current revision, or 304 when If-None-Match matches its ETag. With a
 // Prefer wait=<s> (≤ 300 s) and a match, it first waits until the
 // revision changes (then 200 with the new bundle) or the wait ends (304).
-// A client that goes away ends the wait and gets nothing. It returns an
+// A client that goes away ends the wait at once. It returns an
 // error (ErrNotLoaded, or a build failure) only when there is no bundle to
 // serve; nothing is written then.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	b, err := s.Current(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // the client is gone
-		}
-		s.countFailure(err)
-		return err
+		return s.failed(ctx, w, err)
 	}
 	if NoneMatch(strings.Join(r.Header.Values("If-None-Match"), ","), b.ETag) {
 		wait, ok := PreferWait(r.Header.Values("Prefer"))
 		if !ok || s.changes == nil || !s.await(ctx, b.Revision, wait) {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.notModified(w, b)
+			// Never an empty 200: even when the context ended, answer
+			// 304 (a write to a client that went away fails harmlessly).
+			s.notModified(w, b, ctx.Err() == nil)
 			return nil
 		}
 		if b, err = s.Current(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.countFailure(err)
-			return err
+			return s.failed(ctx, w, err)
 		}
 	}
 	h := w.Header()
@@ -241,6 +232,18 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// failed handles a request without a bundle: when its context ended (the
+// client went away), a bare 503 rather than net/http's empty 200; else the
+// error for the caller to render.
+func (s *Server) failed(ctx context.Context, w http.ResponseWriter, err error) error {
+	if ctx.Err() != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return nil
+	}
+	s.countFailure(err)
+	return err
+}
+
 func (s *Server) countFailure(err error) {
 	code := "500"
 	if errors.Is(err, ErrNotLoaded) {
@@ -249,11 +252,15 @@ func (s *Server) countFailure(err error) {
 	s.responses.WithLabelValues(code).Inc()
 }
 
-func (s *Server) notModified(w http.ResponseWriter, b *Bundle) {
+// notModified answers 304; count is false when the client already went
+// away (not counted as a response).
+func (s *Server) notModified(w http.ResponseWriter, b *Bundle, count bool) {
 	w.Header().Set("ETag", b.ETag)
 	w.Header().Set("Cache-Control", s.cacheControl)
 	w.WriteHeader(http.StatusNotModified)
-	s.responses.WithLabelValues("304").Inc()
+	if count {
+		s.responses.WithLabelValues("304").Inc()
+	}
 }
 
 // await waits, at most wait, until the policy revision is no longer rev.

@@ -374,6 +374,37 @@ func TestClientDisconnectReleasesTheWaiter(t *testing.T) {
 	}
 }
 
+// TestLongPollOutlivesReadTimeout: the HTTP server's read timeout (60 s in
+// the platform, below the 300 s wait cap) does not cut a long poll short
+// (net/http lifts the read deadline once a body-less request is read).
+func TestLongPollOutlivesReadTimeout(t *testing.T) {
+	f := newFixture(t)
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f.srv.Serve(w, r); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}))
+	hs.Config.ReadTimeout = 100 * time.Millisecond
+	hs.Start()
+	t.Cleanup(hs.Close)
+	tag := f.get(context.Background(), t, "GET", "", "").Header().Get("ETag")
+	req, err := http.NewRequest("GET", hs.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("If-None-Match", tag)
+	req.Header.Set("Prefer", "wait=1")
+	start := time.Now()
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Close(t, resp.Body)
+	if d := time.Since(start); resp.StatusCode != 304 || resp.Header.Get("ETag") != tag || d < time.Second {
+		t.Fatalf("%d %v after %v, want 304 after the 1 s wait", resp.StatusCode, resp.Header, d)
+	}
+}
+
 // gatedSource holds BundleData until released and counts its calls.
 type gatedSource struct {
 	*authz.Engine
