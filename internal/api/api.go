@@ -11,6 +11,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
@@ -36,6 +37,12 @@ type Options struct {
 	// callout, the PDP entrypoints, self-check, list visibility and the
 	// role-binding admin check.
 	PDP pdp.DecisionPoint
+	// LocalPDP is the in-process evaluator (pdp.NewEmbedded). It decides
+	// who may fetch the OPA bundle, even when PDP is an external OPA,
+	// which cannot authorize the fetch of its own first bundle. Nil: PDP.
+	LocalPDP pdp.DecisionPoint
+	// Bundle serves the OPA bundle (nil: the endpoint answers 404).
+	Bundle *bundle.Server
 	// Tokens validates bearer tokens; nil means no validator is enabled.
 	Tokens authn.TokenValidator
 	// IdP caches the OIDC issuer's discovery document (nil without OIDC).
@@ -65,6 +72,8 @@ type Server struct {
 	metrics            *metrics.Metrics
 	log                *slog.Logger
 	pdp                pdp.DecisionPoint
+	localPDP           pdp.DecisionPoint
+	bundle             *bundle.Server
 	ident              *authn.Identifier
 	idp                *authn.DiscoveryCache
 	propagation        Propagation
@@ -75,7 +84,7 @@ type Server struct {
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, pdp: o.PDP, idp: o.IdP, propagation: o.Propagation,
+		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
 		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
@@ -113,6 +122,7 @@ func (s *Server) routes() {
 	s.handle("POST "+auth+"/iam/role-bindings", s.createRoleBinding)
 	s.handle("GET "+auth+"/iam/role-bindings/{name}", s.getRoleBinding)
 	s.handle("DELETE "+auth+"/iam/role-bindings/{name}", s.deleteRoleBinding)
+	s.handle("GET "+BundlePath, s.opaBundle)
 
 	const ws = EntitiesPrefix + "/workspaces"
 	s.handle("GET "+ws, s.listWorkspaces)

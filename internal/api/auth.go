@@ -163,13 +163,17 @@ func rejectionError(rej *authn.Rejection) *apierror.Error {
 // decide asks the PDP about this request; a deny is 401 without a
 // principal id, else 403; a failure is 503/504/502 (fail closed).
 func (s *Server) decide(r *http.Request, p *authn.Principal) error {
-	return s.decideFor(r, p, r.Method, r.URL.EscapedPath())
+	return s.decideWith(s.decisionPointFor(r.URL.EscapedPath()), r, p, r.Method, r.URL.EscapedPath())
 }
 
 // decideFor asks about another request than r (the gateway callout's
 // original request); r is only used for logging.
 func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path string) error {
-	d, err := s.pdp.Allow(r.Context(), pdp.RequestInput(p, method, path))
+	return s.decideWith(s.pdp, r, p, method, path)
+}
+
+func (s *Server) decideWith(dp pdp.DecisionPoint, r *http.Request, p *authn.Principal, method, path string) error {
+	d, err := dp.Allow(r.Context(), pdp.RequestInput(p, method, path))
 	if err != nil {
 		return s.pdpFailed(r, p, err)
 	}

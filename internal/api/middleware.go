@@ -14,6 +14,7 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/pdp"
 )
 
 // reqInfo is per-request state shared by the middleware stages.
@@ -209,3 +210,33 @@ type headerRecorder struct {
 func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
+
+// BundlePath is the canonical path of the OPA bundle.
+const BundlePath = "/apis/auth/v2/iam/opa-bundle.tar.gz"
+
+// decisionPointFor is the decision point the authorize middleware asks
+// about a request to the canonical escaped path: the in-process evaluator
+// for the OPA bundle (any method), because an external OPA cannot
+// authorize the fetch of its own first bundle; the configured one for
+// everything else.
+func (s *Server) decisionPointFor(path string) pdp.DecisionPoint {
+	if s.localPDP != nil && isBundlePath(path) {
+		return s.localPDP
+	}
+	return s.pdp
+}
+
+// isBundlePath compares segment by segment after percent-decoding each
+// one, as the policy matches paths (so %2F never splits a segment).
+func isBundlePath(escaped string) bool {
+	got, want := strings.Split(escaped, "/"), strings.Split(BundlePath, "/")
+	if len(got) != len(want) {
+		return false
+	}
+	for i, seg := range got {
+		if d, err := url.PathUnescape(seg); err != nil || d != want[i] {
+			return false
+		}
+	}
+	return true
+}

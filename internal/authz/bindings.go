@@ -3,6 +3,7 @@ package authz
 import (
 	"hash/maphash"
 	"maps"
+	"slices"
 
 	"github.com/nmp-project/nmp/internal/store"
 )
@@ -196,6 +197,7 @@ func (b *bindingIndex) principals(p *policy) map[string]map[string][]string {
 		}
 		var names []string
 		rs.each(func(i int) { names = append(names, p.roleNames[i]) })
+		slices.Sort(names) // by name, not role index: the OPA bundle's bytes depend on it
 		out[principal][ws] = names
 	}
 	for _, shard := range b.shards {

@@ -17,7 +17,6 @@ type unsupportedKey struct {
 }
 
 const (
-	reasonBundle     = "the OPA bundle endpoint is not built in this version"
 	reasonExtAuthz   = "the Envoy ext_authz gRPC server is not built in this version"
 	reasonAccessKeys = "scoped access keys are not built in this version"
 	reasonSigning    = "the platform mints tokens only for scoped access keys, which are not built in this version"
@@ -26,7 +25,6 @@ const (
 // unsupportedKeys is the one list of such keys. The key audit test requires
 // every key to be read by the server or listed here.
 var unsupportedKeys = []unsupportedKey{
-	{"auth.bundle_cache_seconds", reasonBundle},
 	{"auth.ext_authz.grpc_address", reasonExtAuthz},
 	{"auth.access_keys.enabled", reasonAccessKeys},
 	{"auth.access_keys.audience", reasonAccessKeys},

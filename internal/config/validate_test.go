@@ -149,7 +149,6 @@ func TestValidateErrors(t *testing.T) {
 			c.DevIDP.RefreshTokenTTLSeconds = -5
 		}, []string{
 			"auth.bundle_cache_seconds: must be at least 0, got -1",
-			refused("auth.bundle_cache_seconds"),
 			"auth.propagation_timeout_seconds: must be at least 0, got -1",
 			"auth.oidc.discovery_cache_ttl: must be at least 0, got -1",
 			"auth.oidc.jwks_cache_ttl_seconds: must be at least 0, got -1",

@@ -21,6 +21,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authn/introspect"
 	"github.com/nmp-project/nmp/internal/authn/jwtverify"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/lifecycle"
@@ -54,6 +55,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	engine  *authz.Engine
 	syncer  *policysync.Syncer
+	bundle  *bundle.Server        // the OPA bundle endpoint's builder and cache
 	idp     *authn.DiscoveryCache // nil without OIDC
 	opa     *pdp.OPA              // nil unless the provider is opa
 	handler http.Handler
@@ -166,10 +168,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		dp = s.opa
 	}
+	s.bundle = bundle.New(bundle.Options{Source: s.engine, Changes: s.syncer, CacheSeconds: cfg.Auth.BundleCacheSeconds,
+		Registerer: s.metrics.Registry(), Log: log})
 	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
-		PropagationTimeout: propagationTimeout(cfg)})
+		PropagationTimeout: propagationTimeout(cfg),
+		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle})
 	if cfg.DatabaseKind() == config.DatabaseSQLite {
 		log.Info("entity store ready", "backend", config.DatabaseSQLite, "database", cfg.SQLitePath())
 	} else {
@@ -242,6 +247,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	components := lifecycle.Start(ctx, s.log, s.health, background...)
 
+	hs.RegisterOnShutdown(s.bundle.Close) // long-polling bundle requests answer 304 at once
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("serving", "address", ln.Addr().String(), "auth_enabled", s.cfg.Auth.Enabled)
