@@ -99,28 +99,14 @@ func devMode(c *config.Config) {
 	c.Auth.AdminEmail = &admin
 }
 
-// call sends a request as principal (development-mode identity header).
+// call sends a request as principal (development-mode identity header)
+// and decodes the JSON body.
 func call(t *testing.T, srv *servertest.Server, principal, method, path, body string) (*http.Response, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if principal != "" {
-		req.Header.Set("X-NMP-Principal-Id", principal)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := servertest.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer testenv.Close(t, resp.Body)
-	raw, _ := io.ReadAll(resp.Body)
+	r := send(t, method, srv.URL+path, principal, body)
 	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp, out
+	_ = json.Unmarshal([]byte(r.body), &out)
+	return &http.Response{StatusCode: r.status, Header: r.header}, out
 }
 
 // TestPropagationFailureIsNotReportedComplete: the database stops
