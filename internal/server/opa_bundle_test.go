@@ -43,7 +43,7 @@ func documentedOPAConfig(t testing.TB, base string) string {
 // startWithExternalOPA starts nmp with provider opa and a real OPA that
 // loads nmp's bundle with the documented configuration (long polling),
 // and waits until OPA has activated the bundle.
-func startWithExternalOPA(t *testing.T, mutate func(*config.Config)) (*servertest.Server, *opatest.OPA) {
+func startWithExternalOPA(t testing.TB, mutate func(*config.Config)) (*servertest.Server, *opatest.OPA) {
 	t.Helper()
 	ln := servertest.Listen(t)
 	cfgFile := filepath.Join(t.TempDir(), "opa.yaml")

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,6 +41,37 @@ func BenchmarkPropagation(b *testing.B) {
 		observer := servertest.Start(b, mutate)
 		measurePropagation(b, writer.URL, decisionAt(observer.URL))
 	})
+	b.Run("external-opa", func(b *testing.B) {
+		// nmp decides with its embedded evaluator here, so that the write
+		// does not wait for OPA; the observer asks OPA itself, which learns
+		// the change only through the long-polled bundle.
+		srv, o := startWithExternalOPA(b, func(c *config.Config) { c.Auth.PolicyDecisionPointProvider = "embedded" })
+		measurePropagation(b, srv.URL, opaDecision(o.URL))
+	})
+}
+
+// opaDecision observes OPA's allow decision for bob reading the workspace.
+func opaDecision(opaURL string) propagationObserver {
+	input := `{"input": {"principal_id": "bob", "method": "GET", "path": "/apis/entities/v2/workspaces/prop"}}`
+	return func(b *testing.B, want bool) bool {
+		resp, err := benchClient.Post(opaURL+"/v1/data/authz/allow", "application/json", strings.NewReader(input))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out struct {
+			Result struct {
+				Allowed bool `json:"allowed"`
+			} `json:"result"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		if cerr := resp.Body.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("OPA allow: %d %v", resp.StatusCode, err)
+		}
+		return out.Result.Allowed == want
+	}
 }
 
 // decisionAt observes the decision of the server at base: bob reading the
