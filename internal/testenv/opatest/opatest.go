@@ -64,7 +64,7 @@ func Start(t testing.TB, args ...string) *OPA {
 
 func (o *OPA) start(addr string) {
 	o.t.Helper()
-	args := append([]string{"run", "--server", "--addr", addr, "--disable-telemetry", "--log-level", "debug"}, o.args...)
+	args := append([]string{"run", "--server", "--addr", addr, "--skip-version-check", "--log-level", "debug"}, o.args...)
 	cmd := exec.Command(o.bin, args...)
 	cmd.Stdout, cmd.Stderr = o.logs, o.logs
 	if err := cmd.Start(); err != nil {
