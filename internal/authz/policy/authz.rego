@@ -9,6 +9,26 @@
 #                 "*" is the wildcard principal). Absent = bindings not loaded yet (row 2).
 #   workspaces:  {} (unused by the decision)
 #   config:      {denied_prefixes: [<path>, ...]}
+#   index:       derived from roles, endpoints and config by the PDP when it builds the data
+#                (Go: internal/authz/regoindex.go), so that a query does direct lookups:
+#     version:         1 (the layout below; any other value or no index: see "The index")
+#     roles:           {<role>: {<perm>: true}}, expanded through includes ("*" kept)
+#     exact:           {<lower-case method>: {<segment count>: [<shape>, ...]}}: the shapes
+#                      of the patterns without the "-" rule
+#     greedy:          {<lower-case method>: [<shape>, ...]}: the shapes of the "-" rule
+#                      patterns (they match paths of at least their segment count)
+#     routes:          {<lower-case method>: {<key>: <route>}}, key = the shape id and the
+#                      pattern's literal segments, joined by "/"
+#     bundle_scopes:   the scopes of the bundle endpoint's get entry
+#     denied_prefixes: config.denied_prefixes without one trailing "/"
+#   A shape is {id, segments, positions}: a segment count and the positions of the literal
+#   segments; id is "<segments>:<positions joined by .>" ("<segments>+:..." for the "-"
+#   rule). A route is {pattern, rank, segments, workspace, entry}: rank is the position in
+#   the method's step-6 order, workspace the position of the workspace placeholder (-1:
+#   none), entry the method's entry (HEAD: the head entry, else the get entry). A path can
+#   match only the route of a shape whose key is built from its own segments at the
+#   shape's positions, so matching is one lookup per shape. HEAD is resolved in the index.
+#   Lists are sorted, so the document is the same on every replica.
 #
 # Entrypoints: allow, has_permissions, has_role. The native Go evaluator implements the
 # same algorithm; both are run against testdata/cases/*.yaml.
@@ -93,19 +113,25 @@ svc if startswith(req.principal_id, "service:")
 # Canonical path (authz.md "Canonical path and matching", steps 1-3).
 # ---------------------------------------------------------------------------
 
-# Step 1: cut at the first "?" or "#".
-cut_path := split(split(req.path, "?")[0], "#")[0] if is_string(req.path)
+# Step 1: cut at the first "?" or "#" (most paths have neither).
+cut_path := p if {
+	p := req.path
+	is_string(p)
+	not contains(p, "?")
+	not contains(p, "#")
+} else := split(split(req.path, "?")[0], "#")[0] if is_string(req.path)
 
 raw_segments(p) := split(substring(p, 1, -1), "/")
 
-# Step 2: /v2/workspaces alias (tested on the raw, undecoded segments).
+# Step 2: /v2/workspaces alias (tested on the raw, undecoded segments: the first two
+# segments are "v2" and "workspaces").
 aliased_path := concat("", ["/apis/entities", cut_path]) if {
-	startswith(cut_path, "/")
-	s := raw_segments(cut_path)
-	count(s) >= 2
-	s[0] == "v2"
-	s[1] == "workspaces"
+	v2_workspaces(cut_path)
 } else := cut_path if startswith(cut_path, "/")
+
+v2_workspaces(p) if p == "/v2/workspaces"
+
+v2_workspaces(p) if startswith(p, "/v2/workspaces/")
 
 # Step 3: drop one trailing "/" (except for "/").
 trimmed_path := substring(aliased_path, 0, count(aliased_path) - 1) if {
@@ -125,7 +151,10 @@ decode_segment(seg) := seg if {
 	regex.match(`^([^%]|%[0-9A-Fa-f]{2})*$`, seg)
 }
 
-decoded_segments := [d | some s in raw_path_segments; d := decode_segment(s)]
+# Without a "%" in the path every segment is its own decoding.
+decoded_segments := raw_path_segments if {
+	not contains(trimmed_path, "%")
+} else := [d | some s in raw_path_segments; d := decode_segment(s)]
 
 # path_valid: steps 1-3 succeeded: no bad escape, no empty, "." or ".." segment (tested
 # after decoding, so %2e%2e is "..").
@@ -147,33 +176,154 @@ segs := decoded_segments if path_valid
 canonical_path := concat("", ["/", concat("/", segs)])
 
 # ---------------------------------------------------------------------------
-# Endpoint matching (steps 4-6).
+# The index (data.authz.index, see the header). The PDP ships it with the data; without
+# it (the opa unit tests replace data.authz keys with fixtures), or with another
+# version, the policy computes the same index from roles, endpoints and config on every
+# query, which is slow but decides the same. rego_test.go checks that both are equal.
 # ---------------------------------------------------------------------------
 
-# Step 4: upper-case method; entries are keyed by lower-case method.
-method := upper(req.method)
+indexed if data.authz.index.version == 1
 
-method_key := lower(method)
+# The parts of the index a query reads. Without the index, only the request method's
+# part of the endpoint index is computed.
+index_roles := data.authz.index.roles if indexed
 
-# An endpoint's entry for the request method; HEAD falls back to get.
-method_entry(methods) := e if {
-	e := methods[method_key]
+else := computed_roles
+
+index_exact_shapes := s if {
+	indexed
+	s := data.authz.index.exact[method_key][format_int(count(segs), 10)]
+} else := s if {
+	not indexed
+	s := computed_exact[method_key][format_int(count(segs), 10)]
+}
+
+index_greedy_shapes := s if {
+	indexed
+	s := data.authz.index.greedy[method_key]
+} else := s if {
+	not indexed
+	s := computed_greedy[method_key]
+}
+
+index_routes := r if {
+	indexed
+	r := data.authz.index.routes[method_key]
+} else := r if {
+	not indexed
+	r := computed_routes[method_key]
+}
+
+index_bundle_scopes := data.authz.index.bundle_scopes if indexed
+
+else := bundle_get_scopes
+
+index_denied_prefixes := data.authz.index.denied_prefixes if indexed
+
+else := computed_denied_prefixes
+
+# The whole computed index, in the shipped layout (compared with the Go-built one by
+# rego_test.go; decisions read only the parts above).
+computed_index := {
+	"version": 1,
+	"roles": computed_roles,
+	"exact": computed_exact,
+	"greedy": computed_greedy,
+	"routes": computed_routes,
+	"bundle_scopes": bundle_get_scopes,
+	"denied_prefixes": computed_denied_prefixes,
+}
+
+computed_roles := {name: {p: true |
+	some r in graph.reachable(role_graph, {name})
+	some p in object.get(data.authz.roles, [r, "permissions"], [])
+} |
+	some name, _ in data.authz.roles
+}
+
+computed_exact[m] := by_count if {
+	some m in index_methods
+	shapes := [sh | some sh in method_shapes(m); not contains(sh.id, "+")]
+	count(shapes) > 0
+	by_count := {format_int(n, 10): [sh | some sh in shapes; sh.segments == n] |
+		some n in {sh.segments | some sh in shapes}
+	}
+}
+
+computed_greedy[m] := shapes if {
+	some m in index_methods
+	shapes := [sh | some sh in method_shapes(m); contains(sh.id, "+")]
+	count(shapes) > 0
+}
+
+computed_routes[m] := {route_key(shape(psegs), [pseg | some pseg in psegs; not is_placeholder(pseg)]): route |
+	some rank, key in ranked_patterns(m)
+	psegs := pattern_segments(key[2])
+	route := {
+		"pattern": key[2],
+		"rank": rank,
+		"segments": count(psegs),
+		"workspace": workspace_position(psegs),
+		"entry": index_entry(data.authz.endpoints[key[2]], m),
+	}
+} if {
+	some m in index_methods
+}
+
+computed_denied_prefixes := [trim_suffix(prefix, "/") | some prefix in config_denied_prefixes; is_string(prefix)]
+
+role_graph := {name: object.get(role, "includes", []) | some name, role in data.authz.roles}
+
+# The methods with an entry; HEAD as soon as some pattern has a get entry.
+index_methods contains m if {
+	some methods in data.authz.endpoints
+	some m, _ in methods
+}
+
+index_methods contains "head" if {
+	some methods in data.authz.endpoints
+	methods.get
+}
+
+# A pattern's entry for a lower-case method: HEAD falls back to get pattern by pattern.
+index_entry(methods, m) := e if {
+	e := methods[m]
 } else := e if {
-	method == "HEAD"
+	m == "head"
 	e := methods.get
 }
 
-# Patterns with an entry for the method.
-method_patterns contains pattern if {
+# The method's patterns in step-6 rank order as [placeholders, placeholders - length,
+# pattern]: fewest placeholders, then most literals, then smallest pattern string.
+ranked_patterns(m) := sort([[ph, ph - count(psegs), pattern] |
 	some pattern, methods in data.authz.endpoints
-	methods[method_key]
+	index_entry(methods, m)
+	psegs := pattern_segments(pattern)
+	ph := placeholder_count(psegs)
+])
+
+# The shapes of the method's patterns, sorted by id.
+method_shapes(m) := [sh |
+	some id in sort({sh.id | some sh in all_shapes})
+	some sh in all_shapes
+	sh.id == id
+] if {
+	all_shapes := {shape(pattern_segments(key[2])) | some key in ranked_patterns(m)}
 }
 
-method_patterns contains pattern if {
-	method == "HEAD"
-	some pattern, methods in data.authz.endpoints
-	methods.get
+shape(psegs) := {
+	"id": concat("", [format_int(count(psegs), 10), greedy_mark(psegs), ":", concat(".", [format_int(i, 10) | some i in positions])]),
+	"segments": count(psegs),
+	"positions": positions,
+} if {
+	positions := [i | some i, pseg in psegs; not is_placeholder(pseg)]
 }
+
+greedy_mark(psegs) := "+" if greedy(psegs)
+
+else := ""
+
+route_key(sh, literals) := concat("/", array.concat([sh.id], literals))
 
 is_placeholder(pseg) if {
 	startswith(pseg, "{")
@@ -184,14 +334,6 @@ is_placeholder(pseg) if {
 pattern_segments(pattern) := [] if {
 	pattern == "/"
 } else := split(trim_prefix(pattern, "/"), "/")
-
-# A literal among the first k pattern segments differs from the request segment.
-literal_mismatch(psegs, k) if {
-	some i, pseg in psegs
-	i < k
-	pseg != segs[i]
-	not is_placeholder(pseg)
-}
 
 placeholder_count(psegs) := count([1 | some pseg in psegs; is_placeholder(pseg)])
 
@@ -204,42 +346,57 @@ greedy(psegs) if {
 	is_placeholder(psegs[n - 1])
 }
 
-# Matching patterns with their step-6 ranking key: fewest placeholders, then most
-# literals (placeholders - length), then smallest pattern string.
-candidates contains [ph, ph - n, pattern] if {
-	# Exact length, one segment per pattern segment (the cheap length test first).
-	some pattern in method_patterns
-	pattern != "/"
-	n := strings.count(pattern, "/")
-	n == count(segs)
-	psegs := pattern_segments(pattern)
-	not greedy(psegs)
-	not literal_mismatch(psegs, n)
-	ph := placeholder_count(psegs)
+# Workspace = {workspace} or {workspace_id}; else the first placeholder right after a
+# literal "workspaces" segment; else none (-1).
+workspace_position(psegs) := i if {
+	i := min({i | some i, pseg in psegs; pseg in {"{workspace}", "{workspace_id}"}})
+} else := i if {
+	i := min({i | some i, pseg in psegs; i > 0; is_placeholder(pseg); psegs[i - 1] == "workspaces"})
+} else := -1
+
+config_denied_prefixes := ps if {
+	ps := data.authz.config.denied_prefixes
+	is_array(ps)
+} else := []
+
+bundle_get_scopes := s if {
+	s := data.authz.endpoints[bundle_pattern].get.scopes
+	is_array(s)
+} else := []
+
+# ---------------------------------------------------------------------------
+# Endpoint matching (steps 4-6), by lookups in the index.
+# ---------------------------------------------------------------------------
+
+# Step 4: upper-case method; the index is keyed by lower-case method (HEAD already
+# resolved to head or get entries).
+method := upper(req.method)
+
+method_key := lower(method)
+
+# Step 5: a path matches at most one route per shape of its method (exact shapes of its
+# segment count, "-" rule shapes of at most its segment count): the one whose key is
+# built from the path's segments at the shape's positions.
+shape_route(sh) := index_routes[concat("/", array.concat([sh.id], [segs[i] | some i in sh.positions]))]
+
+route_hits contains [r.rank, r] if {
+	some sh in index_exact_shapes
+	r := shape_route(sh)
 }
 
-candidates contains [ph, ph - n, pattern] if {
-	# The "-" rule: the final placeholder takes the remaining (one or more) segments.
-	some pattern in method_patterns
-	contains(pattern, "/-/")
-	n := strings.count(pattern, "/")
-	n <= count(segs)
-	psegs := pattern_segments(pattern)
-	greedy(psegs)
-	not literal_mismatch(psegs, n - 1)
-	ph := placeholder_count(psegs)
+route_hits contains [r.rank, r] if {
+	some sh in index_greedy_shapes
+	sh.segments <= count(segs)
+	r := shape_route(sh)
 }
 
-# The pattern "/" has no segments and matches only the path "/".
-candidates contains [0, 0, "/"] if {
-	count(segs) == 0
-	"/" in method_patterns
-}
+# Step 6: the matching route of lowest rank.
+matched := min(route_hits)[1]
 
-matched_pattern := sort(candidates)[0][2]
+matched_pattern := matched.pattern
 
 # ep: the matched entry (undefined = no endpoint).
-ep := method_entry(data.authz.endpoints[matched_pattern])
+ep := matched.entry
 
 has_ep if ep
 
@@ -249,39 +406,22 @@ ep_scopes := object.get(ep, "scopes", []) if has_ep
 
 else := []
 
-# Placeholder values of the matched pattern (a greedy placeholder gets the remaining
-# segments joined with "/").
+# Placeholder values of the matched pattern: the last placeholder gets the remaining
+# segments joined with "/" (only a greedy one can have more than one; otherwise the path
+# has exactly the pattern's length).
 placeholder_value(i) := concat("/", array.slice(segs, i, count(segs))) if {
-	psegs := pattern_segments(matched_pattern)
-	greedy(psegs)
-	i == count(psegs) - 1
+	i == matched.segments - 1
 } else := segs[i]
 
-# Workspace = {workspace} or {workspace_id}; else the first placeholder right after a
-# literal "workspaces" segment; else none (undefined).
-workspace := v if {
-	psegs := pattern_segments(matched_pattern)
-	i := min({i | some i, pseg in psegs; pseg in {"{workspace}", "{workspace_id}"}})
-	v := placeholder_value(i)
-} else := v if {
-	psegs := pattern_segments(matched_pattern)
-	i := min({i | some i, pseg in psegs; i > 0; is_placeholder(pseg); psegs[i - 1] == "workspaces"})
-	v := placeholder_value(i)
+# The workspace placeholder's value; undefined when the pattern has none.
+workspace := placeholder_value(i) if {
+	i := matched.workspace
+	i >= 0
 }
 
 # ---------------------------------------------------------------------------
 # Roles and permissions.
 # ---------------------------------------------------------------------------
-
-role_graph := {name: object.get(role, "includes", []) | some name, role in data.authz.roles}
-
-# Expanded permissions of a role (includes transitively; graph.reachable never loops).
-role_permissions[name] := {p |
-	some r in graph.reachable(role_graph, {name})
-	some p in object.get(data.authz.roles, [r, "permissions"], [])
-} if {
-	some name, _ in data.authz.roles
-}
 
 bound_roles(id, ws) := rs if {
 	rs := data.authz.principals[id].workspaces[ws]
@@ -295,34 +435,31 @@ implicit_roles(sys_pid, ws) := {"ServiceSystem"} if {
 	count(bound_roles(sys_pid, ws)) == 0
 } else := set()
 
-# Roles of ids and "*" in ws, plus the implicit ServiceSystem.
-roles_in(id_set, sys_pid, ws) := {r | some id in (id_set | {"*"}); some r in bound_roles(id, ws)} | implicit_roles(sys_pid, ws)
+# Roles of ids and "*" in ws (bound_roles, inlined), plus the implicit ServiceSystem.
+roles_in(id_set, sys_pid, ws) := {r |
+	some id in (id_set | {"*"})
+	rs := data.authz.principals[id].workspaces[ws]
+	is_array(rs)
+	some r in rs
+} | implicit_roles(sys_pid, ws)
 
-perms_in(id_set, sys_pid, ws) := {p | some r in roles_in(id_set, sys_pid, ws); some p in role_perms(r)}
-
-# Unknown roles hold nothing.
-role_perms(r) := ps if {
-	ps := role_permissions[r]
-} else := set()
-
-# One required permission: "w2/p" is checked in w2 (split at the first "/"); "*" in the
-# held set satisfies anything.
+# One required permission: "w2/p" is checked in w2 (split at the first "/"). It is held
+# when a role, expanded through its includes, lists it or "*" (unknown roles hold
+# nothing).
 permission_held(id_set, sys_pid, ws, perm) if {
 	not contains(perm, "/")
-	held := perms_in(id_set, sys_pid, ws)
-	satisfied(held, perm)
+	some r in roles_in(id_set, sys_pid, ws)
+	some p in [perm, "*"]
+	index_roles[r][p]
 }
 
 permission_held(id_set, sys_pid, _, perm) if {
 	i := indexof(perm, "/")
 	i >= 0
-	held := perms_in(id_set, sys_pid, substring(perm, 0, i))
-	satisfied(held, substring(perm, i + 1, -1))
+	some r in roles_in(id_set, sys_pid, substring(perm, 0, i))
+	some p in [substring(perm, i + 1, -1), "*"]
+	index_roles[r][p]
 }
-
-satisfied(held, _) if "*" in held
-
-satisfied(held, perm) if perm in held
 
 # has_perms(ws, perms): all of perms are held.
 holds_all(id_set, sys_pid, ws, perms) if {
@@ -331,7 +468,11 @@ holds_all(id_set, sys_pid, ws, perms) if {
 	}
 }
 
-has_perms(ws, perms) if holds_all(ids, req.principal_id, ws, perms)
+has_perms(ws, perms) if {
+	every perm in perms {
+		permission_held(ids, req.principal_id, ws, perm)
+	}
+}
 
 # PlatformAdmin: some id has PlatformAdmin bound (directly) in system.
 is_platform_admin(id_set) if {
@@ -339,13 +480,22 @@ is_platform_admin(id_set) if {
 	"PlatformAdmin" in bound_roles(id, "system")
 }
 
-admin if is_platform_admin(ids)
+admin if {
+	some id in ids
+	rs := data.authz.principals[id].workspaces.system
+	is_array(rs)
+	"PlatformAdmin" in rs
+}
 
 # ---------------------------------------------------------------------------
 # Scopes (authz.md "Scopes and the two-layer rule").
 # ---------------------------------------------------------------------------
 
-permission_shaped(s) if regex.match(`^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+(-[a-z0-9]+)*)+$`, s)
+# A permission-shaped string has a "." (cheap test first; the pattern decides).
+permission_shaped(s) if {
+	contains(s, ".")
+	regex.match(`^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+(-[a-z0-9]+)*)+$`, s)
+}
 
 invalid_scopes if {
 	some s in req.scopes
@@ -380,17 +530,11 @@ bindings_loaded if is_object(data.authz.principals)
 
 ep_public if ep.public == true
 
-denied_prefixes := ps if {
-	ps := data.authz.config.denied_prefixes
-	is_array(ps)
-} else := []
-
 # Row 4: the path equals or is below a denied prefix (one trailing "/" of the prefix is
-# ignored, so "/" denies everything).
+# ignored, so "/" denies everything; the index holds the prefixes without it).
 prefix_denied if {
-	some prefix in denied_prefixes
-	is_string(prefix)
-	below(canonical_path, trim_suffix(prefix, "/"))
+	some prefix in index_denied_prefixes
+	below(canonical_path, prefix)
 }
 
 below(p, prefix) if p == prefix
@@ -398,20 +542,22 @@ below(p, prefix) if p == prefix
 below(p, prefix) if startswith(p, concat("", [prefix, "/"]))
 
 # Row 7: the entity store's public surface.
+entities_workspaces if array.slice(segs, 0, 4) == ["apis", "entities", "v2", "workspaces"]
+
 entities_public if {
-	array.slice(segs, 0, 4) == ["apis", "entities", "v2", "workspaces"]
+	entities_workspaces
 	count(segs) == 4
 	method in {"GET", "HEAD", "POST"}
 }
 
 entities_public if {
-	array.slice(segs, 0, 4) == ["apis", "entities", "v2", "workspaces"]
+	entities_workspaces
 	count(segs) == 5
 	method in {"GET", "HEAD", "PUT", "DELETE"}
 }
 
 entities_public if {
-	array.slice(segs, 0, 4) == ["apis", "entities", "v2", "workspaces"]
+	entities_workspaces
 	count(segs) >= 6
 	segs[4] != "-"
 	segs[5] in {"members", "projects", "entities"}
@@ -431,10 +577,7 @@ bundle_pattern := "/apis/auth/v2/iam/opa-bundle.tar.gz"
 bundle_path if canonical_path == bundle_pattern
 
 # The scopes of the bundle endpoint's get entry, whatever the request method.
-bundle_scopes := s if {
-	s := data.authz.endpoints[bundle_pattern].get.scopes
-	is_array(s)
-} else := []
+bundle_scopes := index_bundle_scopes
 
 bundle_allowed if {
 	has_perms("system", ["iam.bundle.read"])
