@@ -22,8 +22,9 @@ const regoIndexVersion = 1
 // Matching works by shapes: a shape is a segment count and the positions
 // of the literal segments. A path matches a pattern of a given shape only
 // if its segments at those positions equal the pattern's literals, so one
-// object lookup per shape (the shape id plus those segments joined with
-// "/") finds the only pattern of that shape that can match, and the
+// object lookup per shape (by those segments joined with "/": a literal
+// has no "/", so a decoded segment holding one cannot fake a match) finds
+// the only pattern of that shape that can match, and the
 // matching route of lowest rank wins. A bucket usually has one or two
 // shapes, so a decision does a handful of lookups whatever the number of
 // endpoints.
@@ -37,9 +38,9 @@ type regoIndex struct {
 	// Greedy: method -> the shapes of the "-" rule patterns, which match
 	// paths of at least their segment count.
 	Greedy map[string][]regoShape `json:"greedy"`
-	// Routes: method -> route key -> route. The key is the shape id and
-	// the pattern's literal segments, joined with "/".
-	Routes map[string]map[string]regoRoute `json:"routes"`
+	// Routes: method -> shape id -> the pattern's literal segments joined
+	// with "/" -> route.
+	Routes map[string]map[string]map[string]regoRoute `json:"routes"`
 	// BundleScopes: the scopes of the bundle endpoint's get entry (row 10).
 	BundleScopes []string `json:"bundle_scopes"`
 	// DeniedPrefixes: config.denied_prefixes without one trailing "/" (row 4).
@@ -83,7 +84,7 @@ func (d *Document) buildRegoIndex() (*regoIndex, error) {
 		Roles:          make(map[string]map[string]bool, len(d.Roles)),
 		Exact:          map[string]map[string][]regoShape{},
 		Greedy:         map[string][]regoShape{},
-		Routes:         map[string]map[string]regoRoute{},
+		Routes:         map[string]map[string]map[string]regoRoute{},
 		BundleScopes:   []string{},
 		DeniedPrefixes: []string{},
 	}
@@ -115,9 +116,12 @@ func (d *Document) buildRegoIndex() (*regoIndex, error) {
 			sh.ID = count + ":" + strings.Join(ids, ".")
 			shapes[sh.ID] = sh
 			if ix.Routes[m] == nil {
-				ix.Routes[m] = map[string]regoRoute{}
+				ix.Routes[m] = map[string]map[string]regoRoute{}
 			}
-			ix.Routes[m][strings.Join(append([]string{sh.ID}, literals...), "/")] = regoRoute{Pattern: r.pat.text, Rank: rank, Segments: n,
+			if ix.Routes[m][sh.ID] == nil {
+				ix.Routes[m][sh.ID] = map[string]regoRoute{}
+			}
+			ix.Routes[m][sh.ID][strings.Join(literals, "/")] = regoRoute{Pattern: r.pat.text, Rank: rank, Segments: n,
 				Workspace: r.pat.wsIndex, Entry: entry}
 		}
 		for _, id := range slices.Sorted(maps.Keys(shapes)) {
