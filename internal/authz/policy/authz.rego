@@ -196,35 +196,11 @@ canonical_path := concat("", ["/", concat("/", segs)])
 
 indexed if data.authz.index.version == 1
 
-# The parts of the index a query reads. Without the index, only the request method's
-# part of the endpoint index is computed.
+# The parts of the index a query reads (the endpoint index is read by route_hits).
+# Without the index, only the request method's part of the endpoint index is computed.
 index_roles := data.authz.index.roles if indexed
 
 else := computed_roles
-
-index_exact_shapes := s if {
-	indexed
-	s := data.authz.index.exact[method_key][format_int(count(segs), 10)]
-} else := s if {
-	not indexed
-	s := computed_exact[method_key][format_int(count(segs), 10)]
-}
-
-index_greedy_shapes := s if {
-	indexed
-	s := data.authz.index.greedy[method_key]
-} else := s if {
-	not indexed
-	s := computed_greedy[method_key]
-}
-
-index_routes := r if {
-	indexed
-	r := data.authz.index.routes[method_key]
-} else := r if {
-	not indexed
-	r := computed_routes[method_key]
-}
 
 index_bundle_scopes := data.authz.index.bundle_scopes if indexed
 
@@ -394,15 +370,32 @@ method_key := lower(method)
 # segment count, "-" rule shapes of at most its segment count): the one whose key is
 # built from the path's segments at the shape's positions.
 route_hits contains [r.rank, r] if {
-	some sh in index_exact_shapes
-	r := index_routes[sh.id][concat("/", [segs[i] | some i in sh.positions])]
+	indexed
+	some sh in data.authz.index.exact[method_key][segment_count]
+	r := data.authz.index.routes[method_key][sh.id][concat("/", [segs[i] | some i in sh.positions])]
 }
 
 route_hits contains [r.rank, r] if {
-	some sh in index_greedy_shapes
+	indexed
+	some sh in data.authz.index.greedy[method_key]
 	sh.segments <= count(segs)
-	r := index_routes[sh.id][concat("/", [segs[i] | some i in sh.positions])]
+	r := data.authz.index.routes[method_key][sh.id][concat("/", [segs[i] | some i in sh.positions])]
 }
+
+route_hits contains [r.rank, r] if {
+	not indexed
+	some sh in computed_exact[method_key][segment_count]
+	r := computed_routes[method_key][sh.id][concat("/", [segs[i] | some i in sh.positions])]
+}
+
+route_hits contains [r.rank, r] if {
+	not indexed
+	some sh in computed_greedy[method_key]
+	sh.segments <= count(segs)
+	r := computed_routes[method_key][sh.id][concat("/", [segs[i] | some i in sh.positions])]
+}
+
+segment_count := format_int(count(segs), 10)
 
 # Step 6: the matching route of lowest rank.
 matched := min(route_hits)[1]
@@ -518,23 +511,19 @@ invalid_scopes if {
 	permission_shaped(s)
 }
 
-token_scopes := {s | some s in req.scopes}
-
-scopes_ok(_) if count(token_scopes) == 0
-
-scopes_ok(_) if {
-	not token_has_colon_scope
-}
+# Passes when the token has no colon scope (no scopes at all included), the endpoint lists
+# none, or the token holds one of the endpoint's.
+scopes_ok(_) if not token_has_colon_scope
 
 scopes_ok(endpoint_scopes) if count(endpoint_scopes) == 0
 
 scopes_ok(endpoint_scopes) if {
 	some s in endpoint_scopes
-	s in token_scopes
+	s in req.scopes
 }
 
 token_has_colon_scope if {
-	some s in token_scopes
+	some s in req.scopes
 	contains(s, ":")
 }
 
@@ -608,82 +597,79 @@ else := "system"
 # Decision: the first matching row decides (authz.md rows 1-20, in order).
 # ---------------------------------------------------------------------------
 
-deny(reason) := {"allowed": false, "reason": reason}
-
-grant(reason) := {"allowed": true, "reason": reason}
-
-# The rows in order; each body starts with its row number of authz.md's table.
-decision := deny("invalid_path") if {
+# The rows in order; each body starts with its row number of authz.md's table. Each head
+# is the literal answer (cheaper in OPA than a helper function call).
+decision := {"allowed": false, "reason": "invalid_path"} if {
 	# Row 1
 	not path_valid
-} else := deny("invalid_scope") if {
+} else := {"allowed": false, "reason": "invalid_scope"} if {
 	# Row 1b (this project's addition, not in the table): a permission-shaped scope
 	# (`a.b`) in the input is a client error; the HTTP layer answers 400 invalid_scope.
 	invalid_scopes
-} else := deny("no_policy_data") if {
+} else := {"allowed": false, "reason": "no_policy_data"} if {
 	# Row 2
 	not bindings_loaded
 	not ep_public
-} else := deny("endpoint_denied") if {
+} else := {"allowed": false, "reason": "endpoint_denied"} if {
 	# Row 3
 	ep.deny == true
-} else := deny("prefix_denied") if {
+} else := {"allowed": false, "reason": "prefix_denied"} if {
 	# Row 4
 	prefix_denied
-} else := grant("public_endpoint") if {
+} else := {"allowed": true, "reason": "public_endpoint"} if {
 	# Row 5
 	ep_public
-} else := deny("no_principal") if {
+} else := {"allowed": false, "reason": "no_principal"} if {
 	# Row 6
 	count(ids) == 0
-} else := deny("entities_internal") if {
+} else := {"allowed": false, "reason": "entities_internal"} if {
 	# Row 7
 	entities_internal
-} else := deny("callers_restricted") if {
+} else := {"allowed": false, "reason": "callers_restricted"} if {
 	# Row 8
 	ep.callers == ["service_principal"]
 	not svc
 	not admin
-} else := deny("callers_restricted") if {
+} else := {"allowed": false, "reason": "callers_restricted"} if {
 	# Row 9
 	ep.callers == ["principal"]
 	svc
-} else := deny("bundle_forbidden") if {
+} else := {"allowed": false, "reason": "bundle_forbidden"} if {
 	# Row 10
 	bundle_path
 	not bundle_allowed
-} else := grant("platform_admin") if {
+} else := {"allowed": true, "reason": "platform_admin"} if {
 	# Row 11
 	admin
-} else := grant("service_unknown_path") if {
+} else := {"allowed": true, "reason": "service_unknown_path"} if {
 	# Row 12
 	not has_ep
 	svc
-} else := deny("unknown_endpoint") if {
+} else := {"allowed": false, "reason": "unknown_endpoint"} if {
 	# Row 13
 	not has_ep
-} else := deny("scope_missing") if {
+} else := {"allowed": false, "reason": "scope_missing"} if {
 	# Row 14
 	not scopes_ok(ep_scopes)
-} else := grant("authenticated") if {
+} else := {"allowed": true, "reason": "authenticated"} if {
 	# Row 15
 	count(ep_permissions) == 0
-} else := grant("cross_workspace_read") if {
+} else := {"allowed": true, "reason": "cross_workspace_read"} if {
 	# Row 16 (the handler filters)
 	workspace == "-"
 	method in {"GET", "HEAD"}
-} else := grant("permission_granted") if {
+} else := {"allowed": true, "reason": "permission_granted"} if {
 	# Row 17
 	workspace == "-"
 	svc
 	has_perms("-", ep_permissions)
-} else := deny("permission_missing") if {
+} else := {"allowed": false, "reason": "permission_missing"} if {
 	# Row 18
 	workspace == "-"
-} else := grant("permission_granted") if {
+} else := {"allowed": true, "reason": "permission_granted"} if {
 	# Row 19; otherwise row 20 (the final else)
 	has_perms(check_workspace, ep_permissions)
-} else := deny("permission_missing")
+} else := {"allowed": false, "reason": "permission_missing"}
 
 # allow: {"allowed", "headers": {"X-NMP-Authorized"}, "reason"}.
 allow := {
