@@ -191,7 +191,7 @@ canonical_path := concat("", ["/", concat("/", segs)])
 # The index (data.authz.index, see the header). The PDP ships it with the data; without
 # it (the opa unit tests replace data.authz keys with fixtures), or with another
 # version, the policy computes the same index from roles, endpoints and config on every
-# query, which is slow but decides the same. rego_test.go checks that both are equal.
+# query, which is slow but decides the same. regoindex_test.go checks that both are equal.
 # ---------------------------------------------------------------------------
 
 indexed if data.authz.index.version == 1
@@ -210,8 +210,8 @@ index_denied_prefixes := data.authz.index.denied_prefixes if indexed
 
 else := computed_denied_prefixes
 
-# The whole computed index, in the shipped layout (compared with the Go-built one by
-# rego_test.go; decisions read only the parts above).
+# The whole computed index, in the shipped layout (compared with the Go-built one in
+# regoindex_test.go; decisions read only the parts above).
 computed_index := {
 	"version": 1,
 	"roles": computed_roles,
