@@ -3,7 +3,6 @@ package authz_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authzbench"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -20,46 +20,13 @@ import (
 // data, snapshot memory, full rebuild and incremental update, at 100,
 // 10,000 and 1,000,000 role bindings.
 
-var benchSizes = []int{100, 10_000, 1_000_000}
-
-// benchBindings makes n bindings: about n/3 users over n/10 workspaces
-// with Viewer, Editor or Admin, plus the seed bindings.
-func benchBindings(n int) []store.RoleBinding {
-	r := rand.New(rand.NewPCG(uint64(n), 1))
-	users, workspaces := max(n/3, 1), max(n/10, 1)
-	roles := []string{"Viewer", "Editor", "Admin"}
-	bs := make([]store.RoleBinding, 0, n+4)
-	for i := 0; i < n; i++ {
-		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: fmt.Sprintf("user-%d@example.com", r.IntN(users)),
-			Workspace: fmt.Sprintf("ws-%d", r.IntN(workspaces)), Role: roles[r.IntN(3)], Revision: 1})
-	}
-	// The probe user: Editor in ws-0.
-	bs = append(bs,
-		store.RoleBinding{ID: "p", Principal: "probe@example.com", Workspace: "ws-0", Role: "Editor", Revision: 1},
-		store.RoleBinding{ID: "s1", Principal: "*", Workspace: "default", Role: "Editor", Revision: 1},
-		store.RoleBinding{ID: "s2", Principal: "*", Workspace: "system", Role: "Viewer", Revision: 1},
-		store.RoleBinding{ID: "s3", Principal: "admin@example.com", Workspace: "system", Role: "PlatformAdmin", Revision: 1})
-	return bs
-}
-
-var probe = authz.Input{PrincipalID: "probe", PrincipalEmail: "probe@example.com", PrincipalGroups: []string{"team-a"},
-	Method: "POST", Path: "/apis/entities/v2/workspaces/ws-0/projects", Scopes: []string{"openid", "platform:write"}}
+var benchSizes = authzbench.Sizes
 
 func benchEngine(b *testing.B, n int) *authz.Engine {
 	b.Helper()
-	doc, err := authz.StaticDocument()
+	e, err := authzbench.Engine(n)
 	if err != nil {
 		b.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: benchBindings(n)}, time.Now()); err != nil {
-		b.Fatal(err)
-	}
-	if d := e.Allow(probe); !d.Allowed || d.Reason != "permission_granted" {
-		b.Fatalf("probe decision %+v", d)
 	}
 	return e
 }
@@ -71,7 +38,7 @@ func BenchmarkAllowNative(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if !e.Allow(probe).Allowed {
+				if !e.Allow(authzbench.Probe).Allowed {
 					b.Fatal("denied")
 				}
 			}
@@ -93,9 +60,7 @@ func BenchmarkAllowOPA(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			input := map[string]any{"principal_id": probe.PrincipalID, "principal_email": probe.PrincipalEmail,
-				"principal_groups": []any{"team-a"}, "method": probe.Method, "path": probe.Path,
-				"scopes": []any{"openid", "platform:write"}}
+			input := authzbench.ProbeInput()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -117,7 +82,7 @@ func BenchmarkSnapshotBuild(b *testing.B) {
 	}
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("bindings=%d", n), func(b *testing.B) {
-			pb := store.PolicyBindings{Revision: 1, Bindings: benchBindings(n)}
+			pb := store.PolicyBindings{Revision: 1, Bindings: authzbench.Bindings(n)}
 			e, err := authz.NewEngine(doc)
 			if err != nil {
 				b.Fatal(err)

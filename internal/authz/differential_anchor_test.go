@@ -364,7 +364,7 @@ func policyReasons() ([]string, error) {
 		}
 		return out, nil
 	}
-	rego, err := read(policyDir+"/authz.rego", regexp.MustCompile(`\b(?:deny|grant)\("([a-z_]+)"\)`))
+	rego, err := read(policyDir+"/authz.rego", regexp.MustCompile(`"reason": "([a-z_]+)"`))
 	if err != nil {
 		return nil, err
 	}

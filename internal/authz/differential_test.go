@@ -345,6 +345,7 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 		data := e.DataDocument()
+		requireIndexed(t, data) // the shipped data: the policy's fast path
 		if !s.Loaded {
 			delete(data, "principals")
 		}

@@ -324,17 +324,30 @@ func (d *Document) includeDepth(name string, path []string) (int, error) {
 }
 
 // DataDocument renders data.authz for OPA: the document plus principals
-// built from active bindings (principal -> workspace -> roles).
+// built from active bindings (principal -> workspace -> roles), plus the
+// index the Rego policy decides with (regoindex.go). The index is left
+// out only if the endpoints do not compile (Validate, which every engine's
+// document passed, rules that out); the policy then computes the same
+// index itself, more slowly, so the decisions do not change.
 func (d *Document) DataDocument(principals map[string]map[string][]string) map[string]any {
 	ps := make(map[string]any, len(principals))
 	for p, wss := range principals {
 		ps[p] = map[string]any{"workspaces": wss}
 	}
 	// Round-trip through JSON so the result holds only JSON types.
-	var out map[string]any
-	b, _ := json.Marshal(d)
-	_ = json.Unmarshal(b, &out)
+	out := jsonObject(d)
 	out["principals"] = ps
 	out["workspaces"] = map[string]any{}
+	if ix, err := d.buildRegoIndex(); err == nil {
+		out["index"] = jsonObject(ix)
+	}
+	return out
+}
+
+// jsonObject is v marshalled to JSON and decoded as an object.
+func jsonObject(v any) map[string]any {
+	var out map[string]any
+	b, _ := json.Marshal(v)
+	_ = json.Unmarshal(b, &out)
 	return out
 }

@@ -287,67 +287,98 @@ func loadCorpus(t testing.TB) map[string]corpusFile {
 	return out
 }
 
+// TestRegoCorpus runs the corpus through the Rego policy twice: on the
+// data the PDP ships (Engine.DataDocument, with the precomputed index: the
+// path production takes) and on data without the index (regoDataDocument,
+// the policy then computes the index itself, as in the opa unit tests).
 func TestRegoCorpus(t *testing.T) {
 	ctx := context.Background()
 	mods := policyModules(t, false)
 	static := loadStatic(t)
 	total := 0
 	for name, f := range loadCorpus(t) {
-		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
-			doc, err := regoDataDocument(static, f.ExtraData, f.Bindings)
-			if err != nil {
-				t.Fatalf("%s: data document: %v", name, err)
-			}
-			if f.BindingsLoaded != nil && !*f.BindingsLoaded {
-				if len(f.Bindings) > 0 {
-					t.Fatalf("%s: bindings_loaded: false with bindings", name)
-				}
-				delete(doc, "principals")
-			}
-			store := inmem.NewFromObject(map[string]any{"authz": doc})
-			prepared := map[string]rego.PreparedEvalQuery{}
-			for i, c := range f.Cases {
-				label := fmt.Sprintf("%s case %d %q", name, i, c.Note)
-				if c.Note == "" {
-					t.Errorf("%s: missing note", label)
-				}
-				pq, ok := prepared[c.Entrypoint]
-				if !ok {
-					switch c.Entrypoint {
-					case "allow", "has_permissions", "has_role":
-					default:
-						t.Fatalf("%s: unknown entrypoint %q", label, c.Entrypoint)
+		shipped := newEngine(t, f).DataDocument()
+		requireIndexed(t, shipped)
+		computed, err := regoDataDocument(static, f.ExtraData, f.Bindings)
+		if err != nil {
+			t.Fatalf("%s: data document: %v", name, err)
+		}
+		if _, ok := computed["index"]; ok {
+			t.Fatalf("%s: regoDataDocument has an index", name)
+		}
+		for variant, doc := range map[string]map[string]any{"shipped": shipped, "computed": computed} {
+			t.Run(strings.TrimSuffix(name, ".yaml")+"/"+variant, func(t *testing.T) {
+				if f.BindingsLoaded != nil && !*f.BindingsLoaded {
+					if len(f.Bindings) > 0 {
+						t.Fatalf("%s: bindings_loaded: false with bindings", name)
 					}
-					opts := []func(*rego.Rego){rego.Query("data.authz." + c.Entrypoint), rego.Store(store)}
-					for p, src := range mods {
-						opts = append(opts, rego.Module(p, src))
-					}
-					pq, err = rego.New(opts...).PrepareForEval(ctx)
-					if err != nil {
-						t.Fatalf("%s: prepare: %v", name, err)
-					}
-					prepared[c.Entrypoint] = pq
+					delete(doc, "principals")
 				}
-				input, err := jsonValue(c.Input)
-				if err != nil {
-					t.Fatalf("%s: input: %v", label, err)
-				}
-				rs, err := pq.Eval(ctx, rego.EvalInput(input))
-				if err != nil {
-					t.Errorf("%s: eval: %v", label, err)
-					continue
-				}
-				if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-					t.Errorf("%s: undefined result", label)
-					continue
-				}
-				got, _ := rs[0].Expressions[0].Value.(map[string]any)
-				checkCase(t, label, c, got)
-				total++
-			}
-		})
+				total += runCorpusFile(ctx, t, name, f, mods, doc)
+			})
+		}
 	}
 	t.Logf("%d corpus cases", total)
+}
+
+// requireIndexed fails unless data.authz carries the index the policy
+// reads (its fast path).
+func requireIndexed(t testing.TB, data map[string]any) {
+	t.Helper()
+	ix, _ := data["index"].(map[string]any)
+	if ix == nil || ix["version"] != float64(1) {
+		t.Fatalf("data.authz has no index of version 1 (index = %.80v)", data["index"])
+	}
+}
+
+// runCorpusFile evaluates a corpus file's cases on doc and returns how
+// many were checked.
+func runCorpusFile(ctx context.Context, t *testing.T, name string, f corpusFile, mods map[string]string, doc map[string]any) int {
+	t.Helper()
+	store := inmem.NewFromObject(map[string]any{"authz": doc})
+	prepared := map[string]rego.PreparedEvalQuery{}
+	n := 0
+	for i, c := range f.Cases {
+		label := fmt.Sprintf("%s case %d %q", name, i, c.Note)
+		if c.Note == "" {
+			t.Errorf("%s: missing note", label)
+		}
+		pq, ok := prepared[c.Entrypoint]
+		if !ok {
+			switch c.Entrypoint {
+			case "allow", "has_permissions", "has_role":
+			default:
+				t.Fatalf("%s: unknown entrypoint %q", label, c.Entrypoint)
+			}
+			opts := []func(*rego.Rego){rego.Query("data.authz." + c.Entrypoint), rego.Store(store)}
+			for p, src := range mods {
+				opts = append(opts, rego.Module(p, src))
+			}
+			var err error
+			pq, err = rego.New(opts...).PrepareForEval(ctx)
+			if err != nil {
+				t.Fatalf("%s: prepare: %v", name, err)
+			}
+			prepared[c.Entrypoint] = pq
+		}
+		input, err := jsonValue(c.Input)
+		if err != nil {
+			t.Fatalf("%s: input: %v", label, err)
+		}
+		rs, err := pq.Eval(ctx, rego.EvalInput(input))
+		if err != nil {
+			t.Errorf("%s: eval: %v", label, err)
+			continue
+		}
+		if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+			t.Errorf("%s: undefined result", label)
+			continue
+		}
+		got, _ := rs[0].Expressions[0].Value.(map[string]any)
+		checkCase(t, label, c, got)
+		n++
+	}
+	return n
 }
 
 func checkCase(t *testing.T, label string, c corpusCase, got map[string]any) {
