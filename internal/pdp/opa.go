@@ -126,41 +126,15 @@ func NewOPA(o OPAOptions) (*OPA, error) {
 // CloseIdleConnections closes the pooled connections (at shutdown).
 func (p *OPA) CloseIdleConnections() { p.client.CloseIdleConnections() }
 
-// The wire forms of the inputs: empty optional fields are left out, which
-// the policy reads as absent.
-type allowWire struct {
-	PrincipalID     string   `json:"principal_id,omitempty"`
-	PrincipalEmail  string   `json:"principal_email,omitempty"`
-	PrincipalGroups []string `json:"principal_groups,omitempty"`
-	OnBehalfOf      string   `json:"on_behalf_of_principal_id,omitempty"`
-	Method          string   `json:"method"`
-	Path            string   `json:"path"`
-	Scopes          []string `json:"scopes,omitempty"`
-}
-
-type permissionsWire struct {
-	PrincipalID     string   `json:"principal_id,omitempty"`
-	PrincipalEmail  string   `json:"principal_email,omitempty"`
-	PrincipalGroups []string `json:"principal_groups,omitempty"`
-	OnBehalfOf      string   `json:"on_behalf_of_principal_id,omitempty"`
-	Workspace       string   `json:"workspace,omitempty"`
-	Permissions     []string `json:"permissions"`
-}
-
-type roleWire struct {
-	PrincipalID     string   `json:"principal_id,omitempty"`
-	PrincipalEmail  string   `json:"principal_email,omitempty"`
-	PrincipalGroups []string `json:"principal_groups,omitempty"`
-	Workspace       string   `json:"workspace,omitempty"`
-	Role            string   `json:"role,omitempty"`
-}
+// The inputs go to OPA as the authz input types marshal (the entrypoints'
+// field names, as the embedded PDP entrypoint takes them); an empty
+// optional field is left out or sent empty, which the policy reads alike.
 
 // Allow implements DecisionPoint: the allow entrypoint.
 func (p *OPA) Allow(ctx context.Context, in authz.Input) (authz.Decision, error) {
 	const entrypoint = "allow"
 	start := time.Now()
-	res, err := p.query(ctx, entrypoint, allowWire{PrincipalID: in.PrincipalID, PrincipalEmail: in.PrincipalEmail,
-		PrincipalGroups: in.PrincipalGroups, OnBehalfOf: in.OnBehalfOf, Method: in.Method, Path: in.Path, Scopes: in.Scopes})
+	res, err := p.query(ctx, entrypoint, in)
 	var d authz.Decision
 	if err == nil {
 		d, err = decodeAllow(res)
@@ -176,12 +150,10 @@ func (p *OPA) Allow(ctx context.Context, in authz.Input) (authz.Decision, error)
 func (p *OPA) HasPermissions(ctx context.Context, in authz.PermissionsInput) (bool, error) {
 	const entrypoint = "has_permissions"
 	start := time.Now()
-	perms := in.Permissions
-	if perms == nil {
-		perms = []string{}
+	if in.Permissions == nil {
+		in.Permissions = []string{} // always a list
 	}
-	res, err := p.query(ctx, entrypoint, permissionsWire{PrincipalID: in.PrincipalID, PrincipalEmail: in.PrincipalEmail,
-		PrincipalGroups: in.PrincipalGroups, OnBehalfOf: in.OnBehalfOf, Workspace: in.Workspace, Permissions: perms})
+	res, err := p.query(ctx, entrypoint, in)
 	ok := false
 	if err == nil {
 		ok, err = decodeFlag(res, "allowed")
@@ -194,8 +166,7 @@ func (p *OPA) HasPermissions(ctx context.Context, in authz.PermissionsInput) (bo
 func (p *OPA) HasRole(ctx context.Context, in authz.RoleInput) (bool, error) {
 	const entrypoint = "has_role"
 	start := time.Now()
-	res, err := p.query(ctx, entrypoint, roleWire{PrincipalID: in.PrincipalID, PrincipalEmail: in.PrincipalEmail,
-		PrincipalGroups: in.PrincipalGroups, Workspace: in.Workspace, Role: in.Role})
+	res, err := p.query(ctx, entrypoint, in)
 	ok := false
 	if err == nil {
 		ok, err = decodeFlag(res, "has_role")

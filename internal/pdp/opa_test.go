@@ -374,7 +374,7 @@ func TestOPARequests(t *testing.T) {
 		{"allow, anonymous", func() error {
 			_, err := remote.Allow(ctx, authz.Input{Method: "GET", Path: "/x"})
 			return err
-		}, "/v1/data/authz/allow", `{"input":{"method":"GET","path":"/x"}}`},
+		}, "/v1/data/authz/allow", `{"input":{"method":"GET","path":"/x","principal_id":""}}`},
 		{"has_permissions", func() error {
 			_, err := remote.HasPermissions(ctx, authz.PermissionsInput{PrincipalID: "a", Workspace: "w", Permissions: []string{"p.q"}})
 			return err
