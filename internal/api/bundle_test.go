@@ -16,6 +16,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
@@ -148,14 +149,7 @@ func TestBundleDecidedInProcess(t *testing.T) {
 	if err := st.EnsureBuiltins(ctx, store.Seed{}); err != nil {
 		t.Fatal(err)
 	}
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := authztest.StaticEngine(t)
 	if err := engine.Load(store.PolicyBindings{Revision: 2, Bindings: []store.RoleBinding{
 		{ID: "1", Principal: "root", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},
 		{ID: "2", Principal: "bob", Workspace: store.SystemWorkspace, Role: "Viewer", Revision: 2},
@@ -165,7 +159,7 @@ func TestBundleDecidedInProcess(t *testing.T) {
 	cfg := config.Default()
 	cfg.Auth.Enabled = true // development mode: identity headers from any client
 	remote := &failing{}
-	h := api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: health.New("policy"),
+	h := api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(engine.Document()), Health: health.New("policy"),
 		Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler), PDP: remote,
 		LocalPDP: pdp.NewEmbedded(engine), Bundle: bundle.New(bundle.Options{Source: engine})})
 	hs := httptest.NewServer(h)

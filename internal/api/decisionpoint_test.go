@@ -17,6 +17,7 @@ import (
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
@@ -127,14 +128,7 @@ func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url 
 			t.Fatal(err)
 		}
 	}
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := authztest.StaticEngine(t)
 	if engineAllows {
 		if err := engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
 			{ID: "1", Principal: "alice", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},
@@ -146,7 +140,7 @@ func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url 
 	cfg.Auth.Enabled = true
 	cfg.Auth.AuthenticateAuthorize = true
 	logs = &testenv.Buffer{}
-	h := api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: health.New("policy"),
+	h := api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(engine.Document()), Health: health.New("policy"),
 		Metrics: metrics.New(), Logger: slog.New(slog.NewTextHandler(logs, nil)), PDP: dp, Tokens: tokens{}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

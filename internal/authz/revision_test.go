@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
 	"github.com/nmp-project/nmp/internal/testenv"
@@ -31,19 +32,6 @@ func openStore(t testing.TB) *sqlstore.Store {
 	return st
 }
 
-func staticEngine(t testing.TB) *authz.Engine {
-	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 // canCreateProject asks whether principal may create a project in ws.
 func canCreateProject(e *authz.Engine, principal, ws string) authz.Decision {
 	return e.Allow(authz.Input{PrincipalID: principal, Method: "POST", Path: "/apis/entities/v2/workspaces/" + ws + "/projects"})
@@ -56,7 +44,7 @@ func canCreateProject(e *authz.Engine, principal, ws string) authz.Decision {
 func TestSlowReloadCannotUndoRevocation(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	e := staticEngine(t)
+	e := authztest.StaticEngine(t)
 	if _, _, err := st.CreateWorkspace(ctx, store.NewWorkspace{Name: "ml", Admin: "alice"}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +129,7 @@ func TestApplyOrdering(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := staticEngine(t)
+			e := authztest.StaticEngine(t)
 			if tc.loadAt > 0 {
 				if err := e.Load(store.PolicyBindings{Revision: tc.loadAt}, time.Now()); err != nil {
 					t.Fatal(err)
@@ -160,7 +148,7 @@ func TestApplyOrdering(t *testing.T) {
 		})
 	}
 	t.Run("equal revision reload is accepted", func(t *testing.T) {
-		e := staticEngine(t)
+		e := authztest.StaticEngine(t)
 		for _, rev := range []int64{4, 4, 7} {
 			if err := e.Load(store.PolicyBindings{Revision: rev}, time.Now()); err != nil {
 				t.Fatalf("load %d: %v", rev, err)
@@ -187,7 +175,7 @@ func TestRandomInterleavings(t *testing.T) {
 	r := rand.New(rand.NewPCG(uint64(seed), 0))
 	ctx := context.Background()
 	st := openStore(t)
-	e := staticEngine(t)
+	e := authztest.StaticEngine(t)
 	principals := []string{"p0", "p1", "p2", "p3"}
 	workspaces := []string{"w0", "w1", "w2"}
 	roles := []string{"Viewer", "Editor", "Admin"}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -14,7 +15,7 @@ import (
 // (principal, workspace, role) loaded.
 func loadedEngine(t *testing.T, bindings ...[3]string) *authz.Engine {
 	t.Helper()
-	e := staticEngine(t)
+	e := authztest.StaticEngine(t)
 	var bs []store.RoleBinding
 	for i, b := range bindings {
 		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b[0], Workspace: b[1], Role: b[2], Revision: 1})
@@ -88,14 +89,7 @@ func TestVisibleWorkspaces(t *testing.T) {
 }
 
 func TestVisibleWorkspacesBeforeLoad(t *testing.T) {
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := authztest.StaticEngine(t)
 	if got := e.VisibleWorkspaces(authz.Subject{PrincipalID: "service:jobs"}); got.All || len(got.Workspaces) != 0 {
 		t.Fatalf("unloaded engine shows %+v", got)
 	}
@@ -144,14 +138,7 @@ func vis(ws ...string) authz.Visible {
 // TestUnloadedEngineAnswers: every question to an engine that has not
 // loaded bindings yet is answered (no panic), and answered no.
 func TestUnloadedEngineAnswers(t *testing.T) {
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := authztest.StaticEngine(t)
 	if e.IsPlatformAdmin("root@example.com", "", nil) ||
 		e.HasRole(authz.RoleInput{PrincipalID: "x", Workspace: "system", Role: authz.RolePlatformAdmin}) ||
 		e.HasPermissions(authz.PermissionsInput{PrincipalID: "x", Workspace: "default", Permissions: []string{"projects.read"}}) ||

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/store"
 )
@@ -22,7 +23,7 @@ func BenchmarkBuild(b *testing.B) {
 				bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: fmt.Sprintf("user-%d@example.com", r.IntN(max(n/3, 1))),
 					Workspace: fmt.Sprintf("ws-%d", r.IntN(max(n/10, 1))), Role: roles[r.IntN(3)], Revision: 1})
 			}
-			e := newEngine(b)
+			e := authztest.StaticEngine(b)
 			load(b, e, 1, bs)
 			var size int
 			b.ResetTimer()

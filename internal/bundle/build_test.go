@@ -17,22 +17,10 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/store"
 )
-
-func newEngine(t testing.TB) *authz.Engine {
-	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 // randomBindings are n bindings over a few principals, workspaces and
 // roles (an undefined role and a principal with more workspaces than an
@@ -96,7 +84,7 @@ func (s scanner) ScanActiveBindings(_ context.Context, fn func(principal, worksp
 func TestBuildIsDeterministic(t *testing.T) {
 	const n = 600
 	bindings := randomBindings(42, n)
-	first := newEngine(t)
+	first := authztest.StaticEngine(t)
 	load(t, first, n, bindings)
 	want := build(t, first)
 	if again := build(t, first); !bytes.Equal(again.Bytes, want.Bytes) || again.ETag != want.ETag {
@@ -129,7 +117,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEngine(t)
+			e := authztest.StaticEngine(t)
 			tc.fill(t, e)
 			got := build(t, e)
 			if !bytes.Equal(got.Bytes, want.Bytes) || got.ETag != want.ETag {
@@ -140,7 +128,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 	}
 
 	t.Run("another revision differs", func(t *testing.T) {
-		e := newEngine(t)
+		e := authztest.StaticEngine(t)
 		load(t, e, n+1, bindings)
 		if got := build(t, e); got.ETag == want.ETag {
 			t.Fatal("a different revision gave the same ETag")
@@ -196,7 +184,7 @@ func readArchive(t *testing.T, b []byte) []entry {
 // TestBuildArchive reads the archive back: the entries, their order and
 // headers, and their contents.
 func TestBuildArchive(t *testing.T) {
-	e := newEngine(t)
+	e := authztest.StaticEngine(t)
 	load(t, e, 9, []store.RoleBinding{
 		{ID: "1", Principal: "alice", Workspace: "ml", Role: "Editor", Revision: 3},
 		{ID: "2", Principal: "alice", Workspace: "ml", Role: "Admin", Revision: 4},

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
@@ -21,7 +22,7 @@ func TestOPALoadsTheBundle(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "opa", "not on PATH")
 	}
-	e := newEngine(t)
+	e := authztest.StaticEngine(t)
 	load(t, e, 12, []store.RoleBinding{
 		{ID: "1", Principal: "alice@example.com", Workspace: "ml", Role: "Editor", Revision: 10},
 		{ID: "2", Principal: "root@example.com", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 11},

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
@@ -80,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: st, src: &countingSource{Store: st}, engine: newEngine(t), reg: prometheus.NewRegistry()}
+	f := &fixture{st: st, src: &countingSource{Store: st}, engine: authztest.StaticEngine(t), reg: prometheus.NewRegistry()}
 	f.syncer = policysync.New(policysync.Options{Engine: f.engine, Source: f.src, Log: slog.New(slog.DiscardHandler),
 		Metrics: metrics.New(), Health: health.New(policysync.HealthPolicy, policysync.HealthFeed)})
 	if err := f.syncer.Prime(ctx); err != nil {
@@ -424,7 +425,7 @@ func (g *gatedSource) BundleData() (int64, map[string]any) {
 // TestOneBuildPerRevision: concurrent requests for a revision not built
 // yet share one build; the next revision is built once more.
 func TestOneBuildPerRevision(t *testing.T) {
-	e := newEngine(t)
+	e := authztest.StaticEngine(t)
 	load(t, e, 3, randomBindings(1, 50))
 	src := &gatedSource{Engine: e, entered: make(chan struct{}), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
@@ -470,7 +471,7 @@ func TestOneBuildPerRevision(t *testing.T) {
 
 // TestNotLoaded: before the first load there is no bundle.
 func TestNotLoaded(t *testing.T) {
-	srv := bundle.New(bundle.Options{Source: newEngine(t)})
+	srv := bundle.New(bundle.Options{Source: authztest.StaticEngine(t)})
 	if _, err := srv.Current(context.Background()); !errors.Is(err, bundle.ErrNotLoaded) {
 		t.Fatalf("Current before a load: %v", err)
 	}

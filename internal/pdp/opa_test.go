@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
@@ -24,7 +25,7 @@ import (
 // members, a wildcard, groups, an email, a service and a PlatformAdmin.
 func loadedEngine(t *testing.T) *authz.Engine {
 	t.Helper()
-	e := engine(t)
+	e := authztest.StaticEngine(t)
 	bindings := []struct{ p, ws, role string }{
 		{"*", "default", "Editor"},
 		{"*", "system", "Viewer"},
@@ -316,7 +317,7 @@ func TestOPAAnswers(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			}))
 			defer srv.Close()
-			remote := newOPA(t, srv.URL, 5*time.Second, engine(t), nil)
+			remote := newOPA(t, srv.URL, 5*time.Second, authztest.StaticEngine(t), nil)
 			ctx := context.Background()
 			d, err := remote.Allow(ctx, authz.Input{PrincipalID: "alice", Method: "GET", Path: "/x"})
 			hp, errP := remote.HasPermissions(ctx, authz.PermissionsInput{PrincipalID: "alice", Workspace: "w", Permissions: []string{"p.q"}})
@@ -354,7 +355,7 @@ func TestOPARequests(t *testing.T) {
 		_, _ = io.WriteString(w, `{"result": {"allowed": true, "reason": "permission_granted", "has_role": true}}`)
 	}))
 	defer srv.Close()
-	remote := newOPA(t, srv.URL+"/", 5*time.Second, engine(t), nil)
+	remote := newOPA(t, srv.URL+"/", 5*time.Second, authztest.StaticEngine(t), nil)
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -501,7 +502,7 @@ func TestMonitorAnswers(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			remote := newOPA(t, srv.URL, time.Second, engine(t), nil)
+			remote := newOPA(t, srv.URL, time.Second, authztest.StaticEngine(t), nil)
 			hs := health.New(pdp.HealthComponent)
 			mon := remote.Monitor(pdp.MonitorOptions{Local: func() int64 { return 4 }, MaxLag: time.Second, Health: hs})
 			err := mon.Check(context.Background())
@@ -522,7 +523,7 @@ func TestMonitorRun(t *testing.T) {
 		_, _ = io.WriteString(w, `{"result": {"nmp": {"manifest": {"revision": "2", "roots": ["authz"]}}}}`)
 	}))
 	defer srv.Close()
-	remote := newOPA(t, srv.URL, time.Second, engine(t), nil)
+	remote := newOPA(t, srv.URL, time.Second, authztest.StaticEngine(t), nil)
 	hs := health.New(pdp.HealthComponent)
 	mon := remote.Monitor(pdp.MonitorOptions{Local: func() int64 { return 2 }, MaxLag: time.Second, Health: hs, Interval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -546,7 +547,7 @@ func TestMonitorRun(t *testing.T) {
 
 // TestNewOPARefuses: a configuration that cannot work is refused at start.
 func TestNewOPARefuses(t *testing.T) {
-	e := engine(t)
+	e := authztest.StaticEngine(t)
 	tests := []struct {
 		name string
 		o    pdp.OPAOptions

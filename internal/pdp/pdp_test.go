@@ -10,22 +10,10 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 )
-
-func engine(t *testing.T) *authz.Engine {
-	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 // ask puts every question to dp once and returns the errors.
 func ask(ctx context.Context, dp pdp.DecisionPoint) []error {
@@ -37,7 +25,7 @@ func ask(ctx context.Context, dp pdp.DecisionPoint) []error {
 }
 
 func TestEmbedded(t *testing.T) {
-	e := engine(t)
+	e := authztest.StaticEngine(t)
 	dp := pdp.NewEmbedded(e)
 	ctx := context.Background()
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/policysync"
@@ -138,14 +139,7 @@ func open(t *testing.T, interval time.Duration) *fixture {
 	if _, _, err := st.CreateWorkspace(ctx, store.NewWorkspace{Name: "ml", Admin: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := authztest.StaticEngine(t)
 	f := &fixture{path: path, st: st, src: newSource(st), engine: e, health: health.New(policysync.HealthPolicy, policysync.HealthFeed),
 		metrics: metrics.New(), logs: &testenv.Buffer{}}
 	f.syncer = policysync.New(policysync.Options{Engine: e, Source: f.src, Interval: interval,

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
@@ -20,14 +20,7 @@ import (
 // non-public request is denied).
 func unloadedData(t *testing.T) map[string]any {
 	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := authztest.StaticEngine(t)
 	return e.DataDocument()
 }
 
