@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -13,24 +12,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/store"
-	"github.com/nmp-project/nmp/internal/store/sqlstore"
-	"github.com/nmp-project/nmp/internal/testenv"
 )
-
-// openStore opens a seeded SQLite store in a temporary directory.
-func openStore(t testing.TB) *sqlstore.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "e.db"), Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testenv.Close(t, st) })
-	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 // canCreateProject asks whether principal may create a project in ws.
 func canCreateProject(e *authz.Engine, principal, ws string) authz.Decision {
@@ -43,7 +25,7 @@ func canCreateProject(e *authz.Engine, principal, ws string) authz.Decision {
 // snapshot and give the revoked role back. The engine now refuses it.
 func TestSlowReloadCannotUndoRevocation(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := authztest.SeededStore(t)
 	e := authztest.StaticEngine(t)
 	if _, _, err := st.CreateWorkspace(ctx, store.NewWorkspace{Name: "ml", Admin: "alice"}); err != nil {
 		t.Fatal(err)
@@ -174,7 +156,7 @@ func TestRandomInterleavings(t *testing.T) {
 	t.Logf("seed %d (replay: NMP_INTERLEAVE_SEED=%d go test ./internal/authz -run TestRandomInterleavings)", seed, seed)
 	r := rand.New(rand.NewPCG(uint64(seed), 0))
 	ctx := context.Background()
-	st := openStore(t)
+	st := authztest.SeededStore(t)
 	e := authztest.StaticEngine(t)
 	principals := []string{"p0", "p1", "p2", "p3"}
 	workspaces := []string{"w0", "w1", "w2"}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -73,14 +72,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "e.db"), Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testenv.Close(t, st) })
-	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
-		t.Fatal(err)
-	}
+	st := authztest.SeededStore(t)
 	f := &fixture{st: st, src: &countingSource{Store: st}, engine: authztest.StaticEngine(t), reg: prometheus.NewRegistry()}
 	f.syncer = policysync.New(policysync.Options{Engine: f.engine, Source: f.src, Log: slog.New(slog.DiscardHandler),
 		Metrics: metrics.New(), Health: health.New(policysync.HealthPolicy, policysync.HealthFeed)})

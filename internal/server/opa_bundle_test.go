@@ -189,13 +189,7 @@ func waitReady(t *testing.T, base string, ready bool) {
 // schema serve byte-identical bundles (same ETag) once they hold the
 // same revision, so OPAs behind a load balancer never flap between them.
 func TestBundleIdenticalAcrossReplicas(t *testing.T) {
-	dsn := servertest.PostgresURL(t)
-	mutate := func(c *config.Config) {
-		c.Auth.Enabled = true
-		c.Entities.DatabaseConfig.URL = dsn
-	}
-	a := servertest.Start(t, mutate)
-	b := servertest.Start(t, mutate)
+	a, b := startReplicas(t)
 	if r := send(t, "POST", a.URL+"/apis/entities/v2/workspaces", "alice", `{"name": "shared"}`); r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}

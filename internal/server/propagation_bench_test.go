@@ -32,13 +32,7 @@ func BenchmarkPropagation(b *testing.B) {
 		measurePropagation(b, srv.URL, decisionAt(srv.URL))
 	})
 	b.Run("replica-postgres", func(b *testing.B) {
-		dsn := servertest.PostgresURL(b)
-		mutate := func(c *config.Config) {
-			c.Auth.Enabled = true
-			c.Entities.DatabaseConfig.URL = dsn
-		}
-		writer := servertest.Start(b, mutate)
-		observer := servertest.Start(b, mutate)
+		writer, observer := startReplicas(b)
 		measurePropagation(b, writer.URL, decisionAt(observer.URL))
 	})
 	b.Run("external-opa", func(b *testing.B) {

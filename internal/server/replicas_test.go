@@ -37,13 +37,7 @@ func get(t *testing.T, url, principal string) int {
 // schema: a membership change made through one reaches the other's PDP
 // through LISTEN/NOTIFY, long before the 30 s full reload.
 func TestReplicasPropagateThroughPostgres(t *testing.T) {
-	dsn := servertest.PostgresURL(t)
-	mutate := func(c *config.Config) {
-		c.Auth.Enabled = true
-		c.Entities.DatabaseConfig.URL = dsn
-	}
-	a := servertest.Start(t, mutate)
-	b := servertest.Start(t, mutate)
+	a, b := startReplicas(t)
 	create := func(url, principal, body string) {
 		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 		req.Header.Set("X-NMP-Principal-Id", principal)
@@ -60,6 +54,18 @@ func TestReplicasPropagateThroughPostgres(t *testing.T) {
 	}
 	create(a.URL+"/apis/entities/v2/workspaces/shared/members", "alice", `{"principal": "bob", "roles": ["Viewer"]}`)
 	waitFor(t, func() bool { return get(t, b.URL+"/apis/entities/v2/workspaces/shared", "bob") == 200 })
+}
+
+// startReplicas starts two servers (auth on) on one fresh PostgreSQL
+// schema, or skips without PostgreSQL.
+func startReplicas(t testing.TB) (a, b *servertest.Server) {
+	t.Helper()
+	dsn := servertest.PostgresURL(t)
+	mutate := func(c *config.Config) {
+		c.Auth.Enabled = true
+		c.Entities.DatabaseConfig.URL = dsn
+	}
+	return servertest.Start(t, mutate), servertest.Start(t, mutate)
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -3,9 +3,13 @@
 package authztest
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 // StaticEngine returns an engine over the built-in policy data, with no
@@ -21,4 +25,21 @@ func StaticEngine(t testing.TB) *authz.Engine {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// SeededStore opens a SQLite store in a temporary directory with the
+// built-in workspaces and the seed bindings (root@example.com is
+// PlatformAdmin, "*" is Editor in default). It closes at test cleanup.
+func SeededStore(t testing.TB) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "e.db"), Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.Close(t, st) })
+	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
