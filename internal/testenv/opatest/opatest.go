@@ -129,8 +129,40 @@ func (o *OPA) Kill() {
 }
 
 // Freeze stops OPA with SIGSTOP: its socket still accepts connections
-// but nothing answers, like a hung process.
-func (o *OPA) Freeze() { o.signal(syscall.SIGSTOP) }
+// but nothing answers, like a hung process. It returns once the kernel
+// reports every thread stopped (a signal is delivered asynchronously).
+func (o *OPA) Freeze() {
+	o.t.Helper()
+	o.signal(syscall.SIGSTOP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !o.stopped() {
+		if time.Now().After(deadline) {
+			o.t.Fatal("opa not stopped 10 s after SIGSTOP")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of OPA is in state T (stopped).
+func (o *OPA) stopped() bool {
+	dir := fmt.Sprintf("/proc/%d/task", o.cmd.Process.Pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: the state follows the last ")".
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Thaw resumes a frozen OPA.
 func (o *OPA) Thaw() { o.signal(syscall.SIGCONT) }
