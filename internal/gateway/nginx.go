@@ -1,5 +1,7 @@
-// Package gateway holds the gateway integration the platform documents
-// and tests: an nginx auth_request configuration in front of nmp.
+// Package gateway holds the gateway integrations the platform documents
+// and tests: an nginx auth_request configuration in front of nmp (here),
+// and Caddy forward_auth, whose Caddyfile lives in docs/gateway.md and is
+// run from there by the tests.
 package gateway
 
 import (
