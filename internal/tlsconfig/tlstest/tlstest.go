@@ -143,3 +143,6 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
+
+// EncodeCertificate is c in PEM form.
+func EncodeCertificate(c *x509.Certificate) []byte { return pemBlock("CERTIFICATE", c.Raw) }
