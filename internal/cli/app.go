@@ -20,6 +20,8 @@ type GlobalFlags struct {
 	OutputFormat  string
 	NoAutoRefresh bool
 	Verbose       bool
+	// InsecureHTTP allows an http:// base URL whose host is not loopback.
+	InsecureHTTP bool
 	// Version is declared for help and parsing; Run handles --version
 	// before cobra so that it works with any command.
 	Version bool
@@ -161,11 +163,36 @@ func (a *App) Client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := client.Options{BaseURL: s.BaseURL, Token: s.Token, CertificateAuthority: s.CertificateAuthority}
+	return a.serverClient(s.BaseURL, trustOf(s), s.Token)
+}
+
+// serverTrust is what verifies the nmp server's certificate besides the
+// system roots: the context cluster's certificate_authority file and
+// certificate_authority_data.
+type serverTrust struct {
+	file string
+	data []byte
+}
+
+func trustOf(s *clientconfig.Settings) serverTrust {
+	return serverTrust{file: s.CertificateAuthority, data: s.CertificateAuthorityData}
+}
+
+// serverClient returns an API client for the nmp server at baseURL that
+// sends token (none when empty). Every client of the nmp server is made
+// here, so that the plain-HTTP rule holds for every command: an http://
+// base URL whose host is not loopback is a usage error unless
+// --insecure-http is given, because the token would travel in clear text.
+func (a *App) serverClient(baseURL string, trust serverTrust, token string) (*client.Client, error) {
+	opts := client.Options{BaseURL: baseURL, Token: token, CertificateAuthority: trust.file,
+		CertificateAuthorityData: trust.data, AllowInsecureHTTP: a.Global.InsecureHTTP}
 	if a.Global.Verbose {
 		opts.Verbose = a.Stderr
 	}
 	c, err := client.New(opts)
+	if errors.Is(err, client.ErrInsecureHTTP) {
+		return nil, UsageErrorf("refusing to talk to %s: %v. Use an https:// base URL, or pass --insecure-http if the network between you and the server is trusted", baseURL, err)
+	}
 	return c, LocalError(err)
 }
 

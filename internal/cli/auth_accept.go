@@ -47,14 +47,10 @@ var acceptCheck = client.SelfCheckRequest{Method: http.MethodGet, Path: "/apis/e
 // says why in words, from the token's claims where the CLI can tell, and
 // that nothing was saved. 2xx and 403 (known principal, not allowed) are
 // acceptance. Any other failure cannot tell: a warning, and nil.
-func (a *App) serverAccepts(ctx context.Context, baseURL, ca string, o *client.OIDCDiscovery, token, what string) error {
-	opts := client.Options{BaseURL: baseURL, CertificateAuthority: ca, Token: token}
-	if a.Global.Verbose {
-		opts.Verbose = a.Stderr
-	}
-	c, err := client.New(opts)
+func (a *App) serverAccepts(ctx context.Context, baseURL string, trust serverTrust, o *client.OIDCDiscovery, token, what string) error {
+	c, err := a.serverClient(baseURL, trust, token)
 	if err != nil {
-		return LocalError(err)
+		return err
 	}
 	_, err = c.SelfCheck(ctx, acceptCheck)
 	var ae *client.APIError

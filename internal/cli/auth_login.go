@@ -155,7 +155,7 @@ type loginTarget struct {
 	// newBaseURL is the base URL of the context when login creates it.
 	newBaseURL string
 	baseURL    string
-	ca         string
+	trust      serverTrust
 }
 
 func resolveLoginTarget(app *App) (*loginTarget, error) {
@@ -169,7 +169,10 @@ func resolveLoginTarget(app *App) (*loginTarget, error) {
 		if cl := f.Cluster(c.Cluster); cl != nil {
 			clusterURL = cl.BaseURL
 			if cl.CertificateAuthority != nil {
-				t.ca = *cl.CertificateAuthority
+				t.trust.file = *cl.CertificateAuthority
+			}
+			if t.trust.data, err = cl.CAData(); err != nil {
+				return nil, LocalError(err)
 			}
 		}
 	}
@@ -208,13 +211,9 @@ func runLogin(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags) 
 	if err != nil {
 		return err
 	}
-	opts := client.Options{BaseURL: target.baseURL, CertificateAuthority: target.ca}
-	if app.Global.Verbose {
-		opts.Verbose = app.Stderr
-	}
-	c, err := client.New(opts) // no token: discovery needs none
+	c, err := app.serverClient(target.baseURL, target.trust, "") // no token: discovery needs none
 	if err != nil {
-		return LocalError(err)
+		return err
 	}
 	disc, err := c.Discovery(ctx)
 	if err != nil {
@@ -263,7 +262,7 @@ func runLogin(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags) 
 		if missing := missingScopes(scopes, tok, scopePrefix(o)); len(missing) > 0 {
 			return RemoteError(fmt.Errorf("the identity provider did not grant the scopes %s; nothing was saved", strings.Join(missing, " ")))
 		}
-		return app.serverAccepts(ctx, target.baseURL, target.ca, o, tok.AccessToken, "new token")
+		return app.serverAccepts(ctx, target.baseURL, target.trust, o, tok.AccessToken, "new token")
 	}
 	aud := audienceOptions(requestedAudience(o))
 	switch {

@@ -155,13 +155,9 @@ func (a *App) refresh(ctx context.Context, forced bool) error {
 		}
 		return nil
 	}
-	opts := client.Options{BaseURL: s.BaseURL, CertificateAuthority: s.CertificateAuthority}
-	if a.Global.Verbose {
-		opts.Verbose = a.Stderr
-	}
-	api, err := client.New(opts)
+	api, err := a.serverClient(s.BaseURL, trustOf(s), "")
 	if err != nil {
-		return LocalError(err)
+		return err
 	}
 	disc, err := api.Discovery(ctx)
 	if err != nil {
@@ -182,7 +178,7 @@ func (a *App) refresh(ctx context.Context, forced bool) error {
 	// automatic refresh skips the round trip (the command's own request
 	// would report a refusal).
 	if forced {
-		if err := a.serverAccepts(ctx, s.BaseURL, s.CertificateAuthority, disc.OIDC, res.AccessToken, "refreshed token"); err != nil {
+		if err := a.serverAccepts(ctx, s.BaseURL, trustOf(s), disc.OIDC, res.AccessToken, "refreshed token"); err != nil {
 			return err
 		}
 	}

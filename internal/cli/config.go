@@ -28,11 +28,11 @@ func newConfigCommand(app *App) *cobra.Command {
 
 func newConfigSetCommand(app *App) *cobra.Command {
 	var (
-		workspace, accessToken, certificateAuthority string
-		activate                                     bool
+		workspace, accessToken, certificateAuthority, certificateAuthorityData string
+		activate                                                               bool
 	)
 	cmd := &cobra.Command{
-		Use:   "set [--context N] [--base-url U] [--workspace W] [--access-token T|-] [--output-format F] [--certificate-authority FILE] [--activate]",
+		Use:   "set [--context N] [--base-url U] [--workspace W] [--access-token T|-] [--output-format F] [--certificate-authority FILE] [--certificate-authority-data BASE64] [--activate]",
 		Short: "Update the named or current context (create \"default\" if none)",
 		Long: `Update the named or current context; "default" is created when there is none.
 The first context always becomes current; --activate makes this one current.
@@ -66,8 +66,15 @@ The first context always becomes current; --activate makes this one current.
 					ch.certificateAuthority = &abs
 				}
 			}
+			if flags.Changed("certificate-authority-data") {
+				probe := clientconfig.Cluster{Name: "--certificate-authority-data", CertificateAuthorityData: certificateAuthorityData}
+				if _, err := probe.CAData(); err != nil {
+					return UsageErrorf("%v", err)
+				}
+				ch.certificateAuthorityData = &certificateAuthorityData
+			}
 			if ch.empty() && !flags.Changed("access-token") {
-				return UsageErrorf("nothing to set: give at least one of --base-url, --workspace, --access-token, --output-format, --certificate-authority, --activate")
+				return UsageErrorf("nothing to set: give at least one of --base-url, --workspace, --access-token, --output-format, --certificate-authority, --certificate-authority-data, --activate")
 			}
 			if flags.Changed("access-token") {
 				token, err := readAccessToken(cmd.Context(), app, accessToken)
@@ -100,6 +107,7 @@ The first context always becomes current; --activate makes this one current.
 	f.StringVarP(&workspace, "workspace", "w", "", "default workspace of the context")
 	f.StringVar(&accessToken, "access-token", "", `bearer token to store ("-" reads stdin or prompts)`)
 	f.StringVar(&certificateAuthority, "certificate-authority", "", "PEM file of the CA trusted for the cluster (\"\" clears it)")
+	f.StringVar(&certificateAuthorityData, "certificate-authority-data", "", "base64 of the PEM CA certificates trusted for the cluster, as in a kubeconfig (\"\" clears it)")
 	f.BoolVar(&activate, "activate", false, "make the context current")
 	return cmd
 }
@@ -109,12 +117,15 @@ type contextChange struct {
 	baseURL, workspace, outputFormat, token *string
 	// certificateAuthority is an absolute path, or "" to clear it.
 	certificateAuthority *string
-	activate             bool
+	// certificateAuthorityData is base64 of PEM certificates, or "" to
+	// clear it.
+	certificateAuthorityData *string
+	activate                 bool
 }
 
 func (c contextChange) empty() bool {
 	return c.baseURL == nil && c.workspace == nil && c.outputFormat == nil && c.token == nil &&
-		c.certificateAuthority == nil && !c.activate
+		c.certificateAuthority == nil && c.certificateAuthorityData == nil && !c.activate
 }
 
 // apply changes context name in f, creating it with newBaseURL if missing,
@@ -131,6 +142,9 @@ func (c contextChange) apply(f *clientconfig.File, name, newBaseURL string) (cre
 		if *c.certificateAuthority != "" {
 			cluster.CertificateAuthority = c.certificateAuthority
 		}
+	}
+	if c.certificateAuthorityData != nil {
+		cluster.CertificateAuthorityData = *c.certificateAuthorityData
 	}
 	if c.workspace != nil {
 		ctx.Workspace = *c.workspace

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,6 +177,33 @@ func TestConfigSetCertificateAuthority(t *testing.T) {
 	}
 	if got := loadConfig(t, path).Cluster("default-cluster").CertificateAuthority; got != nil {
 		t.Errorf("certificate_authority not cleared: %v", *got)
+	}
+}
+
+func TestConfigSetCertificateAuthorityData(t *testing.T) {
+	env, path := configEnv(t)
+	data := base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
+	tests := []struct {
+		name     string
+		value    string
+		wantCode int
+		want     string // the saved value when wantCode is 0
+	}{
+		{name: "base64 PEM saved", value: data, want: data},
+		{name: "not base64 refused", value: "%%%", wantCode: ExitUsage, want: data},
+		{name: "base64 of something else refused", value: base64.StdEncoding.EncodeToString([]byte("hello")), wantCode: ExitUsage, want: data},
+		{name: "empty clears", value: "", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := runCLI(t, env, "", "config", "set", "--certificate-authority-data", tt.value)
+			if res.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %s", res.code, tt.wantCode, res.stderr)
+			}
+			if got := loadConfig(t, path).Cluster("default-cluster").CertificateAuthorityData; got != tt.want {
+				t.Errorf("certificate_authority_data = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -28,6 +28,8 @@ type clusterView struct {
 	Name                 string  `json:"name" yaml:"name"`
 	BaseURL              string  `json:"base_url" yaml:"base_url"`
 	CertificateAuthority *string `json:"certificate_authority,omitempty" yaml:"certificate_authority,omitempty"`
+	// CertificateAuthorityData holds public certificates only: shown.
+	CertificateAuthorityData string `json:"certificate_authority_data,omitempty" yaml:"certificate_authority_data,omitempty"`
 }
 
 type userView struct {
@@ -81,7 +83,8 @@ func newContextView(f *clientconfig.File, c clientconfig.Context) contextView {
 	}
 	// Validation on load guarantees that the cluster and user exist.
 	cl, u := f.Cluster(c.Cluster), f.User(c.User)
-	v.Cluster = &clusterView{Name: cl.Name, BaseURL: cl.BaseURL, CertificateAuthority: cl.CertificateAuthority}
+	v.Cluster = &clusterView{Name: cl.Name, BaseURL: cl.BaseURL, CertificateAuthority: cl.CertificateAuthority,
+		CertificateAuthorityData: cl.CertificateAuthorityData}
 	v.User = &userView{Name: u.Name, Type: u.Type, Token: redact(u.Token), RefreshToken: redact(u.RefreshToken), Scope: u.Scope}
 	return v
 }

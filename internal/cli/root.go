@@ -46,6 +46,7 @@ func addGlobalFlags(root *cobra.Command, g *GlobalFlags) {
 	_ = f.MarkHidden("output-format-o")
 	f.BoolVar(&g.NoAutoRefresh, "no-auto-refresh", false, "do not refresh an expiring token for this command")
 	f.BoolVarP(&g.Verbose, "verbose", "v", false, "log method, URL, status and duration of requests to stderr")
+	f.BoolVar(&g.InsecureHTTP, "insecure-http", false, "allow a plain http:// server URL whose host is not loopback (tokens travel in clear text)")
 	f.BoolVar(&g.Version, "version", false, "print the version and exit")
 	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == outputFlagAlias {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -39,9 +40,16 @@ type Options struct {
 	BaseURL string
 	// Token is sent as "Authorization: Bearer <Token>" when not empty.
 	Token string
-	// CertificateAuthority is a PEM file whose certificates replace the
-	// system roots for TLS verification; empty means the system roots.
+	// CertificateAuthority is a PEM file of CA certificates trusted for
+	// TLS in addition to the system roots; empty means the system roots.
 	CertificateAuthority string
+	// CertificateAuthorityData is PEM CA certificates trusted in addition
+	// to the system roots (and to CertificateAuthority).
+	CertificateAuthorityData []byte
+	// AllowInsecureHTTP permits an http:// base URL whose host is not
+	// loopback; without it New fails with ErrInsecureHTTP, because the
+	// token would travel in clear text.
+	AllowInsecureHTTP bool
 	// Timeout overrides DefaultTimeout when positive.
 	Timeout time.Duration
 	// Verbose, when not nil, receives one line per request.
@@ -56,24 +64,34 @@ type Client struct {
 	verbose io.Writer
 }
 
-// New returns a Client for opts. It fails on an invalid base URL or an
-// unreadable certificate authority file.
+// ErrInsecureHTTP is returned (wrapped) by New for an http:// base URL
+// whose host is not loopback, unless Options.AllowInsecureHTTP is set.
+var ErrInsecureHTTP = errors.New("plain http:// to a host that is not loopback")
+
+// New returns a Client for opts. It fails on an invalid base URL, on an
+// http:// base URL to a host that is not loopback (ErrInsecureHTTP) unless
+// AllowInsecureHTTP is set, and on an unreadable or empty certificate
+// authority.
 func New(opts Options) (*Client, error) {
 	u, err := url.Parse(opts.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid base URL %q: want http(s)://host[:port][/path]", opts.BaseURL)
+	}
+	if err := CheckPlainHTTP(u, opts.AllowInsecureHTTP); err != nil {
+		return nil, err
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if opts.CertificateAuthority != "" {
-		pool, err := loadCertPool(opts.CertificateAuthority)
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if opts.CertificateAuthority != "" || len(opts.CertificateAuthorityData) > 0 {
+		pool, err := rootPool(opts.CertificateAuthority, opts.CertificateAuthorityData)
 		if err != nil {
 			return nil, err
 		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		transport.TLSClientConfig.RootCAs = pool
 	}
 	return &Client{
 		base:    strings.TrimRight(u.String(), "/"),
@@ -83,14 +101,45 @@ func New(opts Options) (*Client, error) {
 	}, nil
 }
 
-func loadCertPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("certificate authority: %w", err)
+// CheckPlainHTTP returns an error wrapping ErrInsecureHTTP when u is an
+// http:// URL whose host is not loopback ("localhost" or a loopback IP
+// address) and allow is false.
+func CheckPlainHTTP(u *url.URL, allow bool) error {
+	if allow || !strings.EqualFold(u.Scheme, "http") || IsLoopbackHost(u.Hostname()) {
+		return nil
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("certificate authority %s: no PEM certificates found", path)
+	return fmt.Errorf("%w (%s): the access token would travel in clear text", ErrInsecureHTTP, u.Host)
+}
+
+// IsLoopbackHost reports whether host is "localhost" (or a name under
+// ".localhost") or a loopback IP address.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
+}
+
+// rootPool is the system roots plus the CA certificates of the PEM file
+// path and of data; each given source must hold a certificate.
+func rootPool(path string, data []byte) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots on this platform: only the given CA
+	}
+	if path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("certificate authority: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("certificate authority %s: no PEM certificates found", path)
+		}
+	}
+	if len(data) > 0 && !pool.AppendCertsFromPEM(data) {
+		return nil, errors.New("certificate authority data: no PEM certificates found")
 	}
 	return pool, nil
 }

@@ -38,7 +38,22 @@ type ServiceConfig struct {
 	LogLevel               string `yaml:"log_level"`
 	LogFormat              string `yaml:"log_format"`
 	ShutdownTimeoutSeconds int    `yaml:"shutdown_timeout_seconds"`
+
+	TLS TLSConfig `yaml:"tls"`
 }
+
+// TLSConfig is the `service.tls` section: the server's certificate and key
+// (both or neither; neither serves plain HTTP) and, optionally, the CA
+// whose certificates clients must present (mutual TLS). The files are
+// read by internal/tlsconfig, which re-reads the pair when it changes.
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether TLS is configured (a certificate and key are set).
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // AuthConfig is the `auth` section.
 type AuthConfig struct {

@@ -38,6 +38,8 @@ func TestEnvOverrides(t *testing.T) {
 		{"nested", []string{"NMP_AUTH_OIDC__ISSUER=https://idp/", "NMP_AUTH_OIDC__ENABLED=true", "NMP_AUTH_OIDC__CLIENT_ID=cli"},
 			func(c *Config) any { return c.Auth.OIDC.Issuer }, "https://idp/"},
 		{"nested database url", []string{"NMP_ENTITIES_DATABASE_CONFIG__URL=postgresql://db/nmp"}, func(c *Config) any { return c.DatabaseKind() }, "postgres"},
+		{"nested service tls", []string{"NMP_PLATFORM_BASE_URL=https://nmp", "NMP_SERVICE_TLS__CERT_FILE=/tls/c.pem", "NMP_SERVICE_TLS__KEY_FILE=/tls/k.pem", "NMP_SERVICE_TLS__CLIENT_CA_FILE=/tls/ca.pem"},
+			func(c *Config) any { return c.Service.TLS }, TLSConfig{CertFile: "/tls/c.pem", KeyFile: "/tls/k.pem", ClientCAFile: "/tls/ca.pem"}},
 		{"section with underscore", []string{"NMP_DEV_IDP_LISTEN_ADDRESS=127.0.0.1:9500"}, func(c *Config) any { return c.DevIDP.ListenAddress }, "127.0.0.1:9500"},
 		{"section with underscore, nullable", []string{"NMP_DEV_IDP_AUDIENCE=nmp"}, func(c *Config) any { return c.DevIDP.Audience }, ptr("nmp")},
 		{"alias data dir", []string{"NMP_DATA_DIR=/srv/nmp"}, func(c *Config) any { return c.Platform.DataDir }, "/srv/nmp"},

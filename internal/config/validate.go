@@ -93,6 +93,23 @@ func (c *Config) validateService(p *problems) {
 	if !c.Auth.Enabled && !isLoopbackHost(s.Host) {
 		p.warnf("service.host", "auth is disabled and the server listens on the non-loopback address %q: every request is allowed", s.Host)
 	}
+	c.validateTLS(p)
+}
+
+func (c *Config) validateTLS(p *problems) {
+	t := &c.Service.TLS
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		p.errorf("service.tls.key_file", "must be set when service.tls.cert_file is set (both or neither)")
+	case t.CertFile == "" && t.KeyFile != "":
+		p.errorf("service.tls.cert_file", "must be set when service.tls.key_file is set (both or neither)")
+	}
+	if t.ClientCAFile != "" && !t.Enabled() {
+		p.errorf("service.tls.client_ca_file", "mutual TLS needs the server's own certificate: set service.tls.cert_file and service.tls.key_file")
+	}
+	if t.Enabled() && strings.HasPrefix(strings.ToLower(c.Platform.BaseURL), "http://") {
+		p.warnf("platform.base_url", "is an http:// URL while the server serves TLS (service.tls): clients told to use it will fail")
+	}
 }
 
 func (c *Config) validateAuth(p *problems) {

@@ -197,6 +197,12 @@ func TestValidateErrors(t *testing.T) {
 			[]string{"platform.data_dir: not set and no home directory is known; set NMP_DATA_DIR"}},
 		{"admin email", func(c *Config) { c.Auth.AdminEmail = ptr("jane") }, []string{`auth.admin_email: invalid email address "jane"`}},
 		{"default workspace", func(c *Config) { c.Auth.DefaultWorkspace = "" }, []string{"auth.default_workspace: must not be empty"}},
+		{"tls certificate without key", func(c *Config) { c.Service.TLS.CertFile = "/etc/nmp/tls.crt" },
+			[]string{"service.tls.key_file: must be set when service.tls.cert_file is set (both or neither)"}},
+		{"tls key without certificate", func(c *Config) { c.Service.TLS.KeyFile = "/etc/nmp/tls.key" },
+			[]string{"service.tls.cert_file: must be set when service.tls.key_file is set (both or neither)"}},
+		{"tls client CA without a server certificate", func(c *Config) { c.Service.TLS.ClientCAFile = "/etc/nmp/ca.crt" },
+			[]string{"service.tls.client_ca_file: mutual TLS needs the server's own certificate: set service.tls.cert_file and service.tls.key_file"}},
 		{"all errors reported", func(c *Config) { c.Service.Port = 0; c.Service.LogLevel = "loud" }, []string{
 			"service.port: must be between 1 and 65535, got 0",
 			`service.log_level: must be one of debug, info, warn, error, got "loud"`,
@@ -229,6 +235,10 @@ func TestValidateAccepts(t *testing.T) {
 			c.Auth.AccessKeys.AcceptedFormats = []string{"jwt"}
 			c.Auth.TokenSigning.PrivateKeyFile = ptr("")
 			c.Auth.ExtAuthz.GRPCAddress = ""
+		}},
+		{"tls with mutual TLS", func(c *Config) {
+			c.Platform.BaseURL = "https://nmp.example.com"
+			c.Service.TLS = TLSConfig{CertFile: "/etc/nmp/tls.crt", KeyFile: "/etc/nmp/tls.key", ClientCAFile: "/etc/nmp/ca.crt"}
 		}},
 		{"leeway bounds", func(c *Config) { c.Auth.TokenLeewaySeconds = 300 }},
 		{"oidc with audience only", func(c *Config) {
@@ -305,6 +315,13 @@ func TestValidateWarnings(t *testing.T) {
 		{"auth disabled on ::1", func(c *Config) { c.Service.Host = "::1" }, nil},
 		{"auth disabled on 127.0.0.2", func(c *Config) { c.Service.Host = "127.0.0.2" }, nil},
 		{"auth enabled on 0.0.0.0", func(c *Config) { production(c); c.Service.Host = "0.0.0.0" }, nil},
+		{"tls with an http base url", func(c *Config) {
+			c.Service.TLS = TLSConfig{CertFile: "/etc/nmp/tls.crt", KeyFile: "/etc/nmp/tls.key"}
+		}, []string{"platform.base_url: is an http:// URL while the server serves TLS (service.tls): clients told to use it will fail"}},
+		{"tls with an https base url", func(c *Config) {
+			c.Platform.BaseURL = "https://nmp.example.com"
+			c.Service.TLS = TLSConfig{CertFile: "/etc/nmp/tls.crt", KeyFile: "/etc/nmp/tls.key"}
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/nmp-project/nmp/internal/policysync"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
+	"github.com/nmp-project/nmp/internal/tlsconfig"
 )
 
 // NewLogger returns the server's structured logger per service.log_level
@@ -62,6 +64,8 @@ type Server struct {
 	clock   store.Clock
 	// keys refreshes the IdP key sets in the background; nil without OIDC.
 	keys *jwtverify.KeyRefresher
+	// tls is the listener's TLS configuration; nil serves plain HTTP.
+	tls *tls.Config
 }
 
 // Option adjusts a Server (used by tests).
@@ -94,6 +98,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}()
 	if cfg.Auth.PolicyDecisionPointProvider == "opa" {
 		s.health.Set(pdp.HealthComponent, errors.New("OPA not checked yet"))
+	}
+	if s.tls, err = tlsconfig.Server(cfg.Service.TLS, log); err != nil {
+		return nil, err
 	}
 	doc, err := authz.LoadDocument(cfg.Auth.ExtraAuthzDataFiles)
 	if err != nil {
@@ -211,6 +218,11 @@ func databaseURL(cfg *config.Config) (string, error) {
 // Handler is the complete HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// TLSConfig is the listener's TLS configuration from service.tls, nil when
+// the server speaks plain HTTP. Another listener of the process may use it
+// (the server clones it); its certificate follows the files' rotation.
+func (s *Server) TLSConfig() *tls.Config { return s.tls }
+
 // Store is the opened entity store.
 func (s *Server) Store() store.Store { return s.store }
 
@@ -249,8 +261,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	hs.RegisterOnShutdown(s.bundle.Close) // long-polling bundle requests answer 304 at once
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("serving", "address", ln.Addr().String(), "auth_enabled", s.cfg.Auth.Enabled)
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+		hs.TLSConfig = s.tls
+		go func() { errc <- hs.ServeTLS(ln, "", "") }() // the certificate comes from TLSConfig.GetCertificate
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	s.log.Info("serving", "address", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
+		"tls", s.tls != nil, "mutual_tls", s.tls != nil && s.tls.ClientCAs != nil, "auth_enabled", s.cfg.Auth.Enabled)
 
 	var serveErr error
 	select {

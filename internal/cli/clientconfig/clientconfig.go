@@ -7,7 +7,14 @@
 // the file atomically with mode 0600.
 package clientconfig
 
-import "gopkg.in/yaml.v3"
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
 
 // Environment variables read by the client.
 const (
@@ -57,10 +64,14 @@ type File struct {
 type Cluster struct {
 	Name    string `yaml:"name"`
 	BaseURL string `yaml:"base_url"`
-	// CertificateAuthority is the path of a PEM file trusted for TLS instead
-	// of the system roots; nil means the system roots.
+	// CertificateAuthority is the path of a PEM file of CA certificates
+	// trusted for TLS in addition to the system roots.
 	CertificateAuthority *string `yaml:"certificate_authority"`
-	Extra                Extra   `yaml:",inline"`
+	// CertificateAuthorityData is base64 of PEM CA certificates (as a
+	// kubeconfig's certificate-authority-data), trusted in addition to the
+	// system roots and CertificateAuthority.
+	CertificateAuthorityData string `yaml:"certificate_authority_data,omitempty"`
+	Extra                    Extra  `yaml:",inline"`
 }
 
 // User is a credential.
@@ -97,3 +108,21 @@ type Preferences struct {
 func ValidOutputFormat(f string) bool {
 	return f == OutputTable || f == OutputJSON || f == OutputYAML
 }
+
+// CAData decodes CertificateAuthorityData: nil when it is empty, an error
+// when it is not base64 of PEM certificates.
+func (c *Cluster) CAData() ([]byte, error) {
+	if c.CertificateAuthorityData == "" {
+		return nil, nil
+	}
+	data, err := base64.StdEncoding.DecodeString(c.CertificateAuthorityData)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: certificate_authority_data is not base64: %w", c.Name, err)
+	}
+	if !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		return nil, fmt.Errorf("cluster %q: certificate_authority_data: %w", c.Name, errNoPEMCertificate)
+	}
+	return data, nil
+}
+
+var errNoPEMCertificate = errors.New("no PEM certificate found (want base64 of the PEM file)")

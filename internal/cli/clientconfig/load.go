@@ -74,6 +74,9 @@ func (f *File) Validate() error {
 		if c.BaseURL != "" {
 			errs = append(errs, ValidateBaseURL(c.BaseURL))
 		}
+		if _, err := c.CAData(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	users := map[string]bool{}
 	for _, u := range f.Users {

@@ -37,6 +37,9 @@ type Settings struct {
 	BaseURL string
 	// CertificateAuthority is the context cluster's CA file, "" if none.
 	CertificateAuthority string
+	// CertificateAuthorityData is the context cluster's decoded
+	// certificate_authority_data (PEM), nil if none.
+	CertificateAuthorityData []byte
 	// Token is the bearer token, "" to send none.
 	Token string
 	// TokenSource is TokenSourceEnv, TokenSourceConfig or "" (no token).
@@ -72,6 +75,11 @@ func (f *File) Resolve(o Overrides, getenv func(string) string) (*Settings, erro
 			if s.Cluster.CertificateAuthority != nil {
 				s.CertificateAuthority = *s.Cluster.CertificateAuthority
 			}
+			data, err := s.Cluster.CAData()
+			if err != nil {
+				return nil, err
+			}
+			s.CertificateAuthorityData = data
 		}
 		ctxWorkspace = s.Context.Workspace
 		if s.Context.Preferences != nil {

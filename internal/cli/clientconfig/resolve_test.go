@@ -1,16 +1,24 @@
 package clientconfig
 
 import (
+	"encoding/base64"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
 )
+
+// testCAPEM stands for a PEM CA certificate (only its framing is checked
+// here; the client parses it).
+const testCAPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 func resolveFixture() *File {
 	ca := "/etc/ca.pem"
 	return &File{
 		CurrentContext: "a",
 		Clusters: []Cluster{
-			{Name: "a-cluster", BaseURL: "https://a.example.com", CertificateAuthority: &ca},
+			{Name: "a-cluster", BaseURL: "https://a.example.com", CertificateAuthority: &ca,
+				CertificateAuthorityData: base64.StdEncoding.EncodeToString([]byte(testCAPEM))},
 			{Name: "b-cluster", BaseURL: ""},
 		},
 		Users: []User{
@@ -35,7 +43,7 @@ func TestResolve(t *testing.T) {
 		{
 			name: "current context",
 			file: resolveFixture(),
-			want: Settings{ContextName: "a", BaseURL: "https://a.example.com", CertificateAuthority: "/etc/ca.pem",
+			want: Settings{ContextName: "a", BaseURL: "https://a.example.com", CertificateAuthority: "/etc/ca.pem", CertificateAuthorityData: []byte(testCAPEM),
 				Token: "a-token", TokenSource: TokenSourceConfig, Workspace: "ws-a", OutputFormat: "yaml"},
 		},
 		{
@@ -43,7 +51,7 @@ func TestResolve(t *testing.T) {
 			file: resolveFixture(),
 			env: map[string]string{EnvBaseURL: "http://env:1", EnvAccessToken: "env-token", EnvWorkspace: "ws-env",
 				EnvOutputFormat: "json", EnvCurrentContext: "a"},
-			want: Settings{ContextName: "a", BaseURL: "http://env:1", CertificateAuthority: "/etc/ca.pem",
+			want: Settings{ContextName: "a", BaseURL: "http://env:1", CertificateAuthority: "/etc/ca.pem", CertificateAuthorityData: []byte(testCAPEM),
 				Token: "env-token", TokenSource: TokenSourceEnv, Workspace: "ws-env", OutputFormat: "json"},
 		},
 		{
@@ -51,7 +59,7 @@ func TestResolve(t *testing.T) {
 			file:      resolveFixture(),
 			overrides: Overrides{Context: "a", BaseURL: "http://flag:2", Workspace: "ws-flag", OutputFormat: "table"},
 			env:       map[string]string{EnvBaseURL: "http://env:1", EnvWorkspace: "ws-env", EnvOutputFormat: "json", EnvCurrentContext: "b"},
-			want: Settings{ContextName: "a", BaseURL: "http://flag:2", CertificateAuthority: "/etc/ca.pem",
+			want: Settings{ContextName: "a", BaseURL: "http://flag:2", CertificateAuthority: "/etc/ca.pem", CertificateAuthorityData: []byte(testCAPEM),
 				Token: "a-token", TokenSource: TokenSourceConfig, Workspace: "ws-flag", OutputFormat: "table"},
 		},
 		{
@@ -79,7 +87,7 @@ func TestResolve(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.Context, got.Cluster, got.User = nil, nil, nil
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", *got, tt.want)
 			}
 		})
@@ -131,5 +139,32 @@ func TestEnsureContext(t *testing.T) {
 	g.EnsureContext("x", "http://new")
 	if len(g.Clusters) != 1 || g.Clusters[0].BaseURL != "http://keep" {
 		t.Errorf("clusters = %+v", g.Clusters)
+	}
+}
+
+// TestCertificateAuthorityDataValidated: certificate_authority_data must be
+// base64 of PEM certificates, or the file is invalid.
+func TestCertificateAuthorityDataValidated(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    string
+		wantErr string
+	}{
+		{name: "base64 of PEM", data: base64.StdEncoding.EncodeToString([]byte(testCAPEM))},
+		{name: "empty", data: ""},
+		{name: "not base64", data: "-----BEGIN CERTIFICATE-----", wantErr: "not base64"},
+		{name: "base64 of something else", data: base64.StdEncoding.EncodeToString([]byte("hello")), wantErr: "no PEM certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &File{Clusters: []Cluster{{Name: "c", BaseURL: "https://c", CertificateAuthorityData: tt.data}}}
+			err := f.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), `cluster "c"`)):
+				t.Fatalf("Validate = %v, want an error naming the cluster and containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }
