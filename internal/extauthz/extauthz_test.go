@@ -310,7 +310,7 @@ func TestSpoofedIdentityHeaders(t *testing.T) {
 	}
 }
 
-func authztestEngine(t *testing.T, bindings ...store.RoleBinding) *authz.Engine {
+func authztestEngine(t testing.TB, bindings ...store.RoleBinding) *authz.Engine {
 	t.Helper()
 	e, err := authz.NewEngine(mustStaticDoc(t))
 	if err != nil {
