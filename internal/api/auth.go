@@ -56,12 +56,8 @@ func factsOf(r *http.Request) reqFacts {
 	return reqFacts{ctx: r.Context(), id: requestID(r.Context()), remote: r.RemoteAddr, method: r.Method, path: r.URL.Path}
 }
 
-// security logs one security-relevant rejection (authn.md "Logging
+// securityAt logs one security-relevant rejection (authn.md "Logging
 // rules"); never a credential.
-func (s *Server) security(r *http.Request, reason string, p *authn.Principal, attrs ...any) {
-	s.securityAt(factsOf(r), reason, p, attrs...)
-}
-
 func (s *Server) securityAt(f reqFacts, reason string, p *authn.Principal, attrs ...any) {
 	base := []any{"event", "security", "reason", reason, "request_id", f.id,
 		"remote_addr", f.remote, "method", f.method, "path", f.path}

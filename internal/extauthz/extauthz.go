@@ -57,6 +57,9 @@ const serviceName = "envoy.service.auth.v3.Authorization"
 type Options struct {
 	// Address is the listen address (auth.ext_authz.grpc_address).
 	Address string
+	// Listener, when set, is served instead of listening on Address
+	// (tests, socket activation).
+	Listener net.Listener
 	// Gateway is the gateway check shared with the HTTP callout.
 	Gateway *api.Gateway
 	// TLS serves TLS (set ClientAuth for mutual TLS); nil: plaintext.
@@ -128,6 +131,10 @@ func New(o Options) (*Server, error) {
 // Listen binds Options.Address; a server that cannot listen fails at
 // startup, not in the background.
 func (s *Server) Listen() error {
+	if s.opts.Listener != nil {
+		s.ln = s.opts.Listener
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.opts.Address)
 	if err != nil {
 		return fmt.Errorf("auth.ext_authz.grpc_address: %w", err)

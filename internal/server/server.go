@@ -65,7 +65,8 @@ type Server struct {
 	keys *jwtverify.KeyRefresher
 	// extAuthz is the Envoy ext_authz gRPC server; nil when
 	// auth.ext_authz.grpc_address is empty.
-	extAuthz *extauthz.Server
+	extAuthz         *extauthz.Server
+	extAuthzListener net.Listener // WithExtAuthzListener
 }
 
 // Option adjusts a Server (used by tests).
@@ -73,6 +74,11 @@ type Option func(*Server)
 
 // WithClock sets the clock of the store.
 func WithClock(c store.Clock) Option { return func(s *Server) { s.clock = c } }
+
+// WithExtAuthzListener makes the Envoy ext_authz server (when
+// auth.ext_authz.grpc_address is set) serve on ln instead of listening on
+// that address (tests use a 127.0.0.1:0 listener).
+func WithExtAuthzListener(ln net.Listener) Option { return func(s *Server) { s.extAuthzListener = ln } }
 
 // WithStore makes the server use st instead of opening the configured
 // database (tests inject failing stores this way). The server owns st
@@ -181,7 +187,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle}
 	s.handler = api.New(apiOpts)
 	if addr := cfg.Auth.ExtAuthz.GRPCAddress; addr != "" {
-		if s.extAuthz, err = extauthz.New(extauthz.Options{Address: addr, Gateway: api.NewGateway(apiOpts),
+		if s.extAuthz, err = extauthz.New(extauthz.Options{Address: addr, Listener: s.extAuthzListener, Gateway: api.NewGateway(apiOpts),
 			Registerer: s.metrics.Registry(), Log: log,
 			StopTimeout: time.Duration(cfg.Service.ShutdownTimeoutSeconds) * time.Second}); err != nil {
 			return nil, err
