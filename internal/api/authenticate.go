@@ -37,10 +37,7 @@ func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) err
 	req := GatewayRequest{Header: r.Header, Peer: peerAddr(r), Authorize: s.cfg.Auth.AuthenticateAuthorize,
 		RequireToken: true, log: factsOf(r)}
 	if req.Authorize {
-		var ok bool
-		if req.Method, req.Path, ok = originalRequest(r); !ok {
-			return apierror.BadRequest("missing_original_path", "The original request's method and path are missing")
-		}
+		req.Method, req.Path, _ = originalRequest(r)
 	}
 	res, err := s.checkGateway(r.Context(), req)
 	if res.Challenge != "" {
@@ -67,7 +64,7 @@ type GatewayRequest struct {
 	// Peer is the gateway's TCP address (never a forwarded one).
 	Peer netip.Addr
 	// Method and Path (with query) are the original request's; needed
-	// only when Authorize is set.
+	// only when Authorize is set (missing: 400 missing_original_path).
 	Method, Path string
 	// Authorize: ask the decision point about Method and Path, and answer
 	// bypass paths without credentials (the callout with
@@ -126,6 +123,9 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 	}
 	method := strings.ToUpper(req.Method)
 	if req.Authorize {
+		if method == "" || req.Path == "" {
+			return GatewayResult{}, apierror.BadRequest("missing_original_path", "The original request's method and path are missing")
+		}
 		canonical, valid := authz.CanonicalPath(req.Path)
 		if valid && bypassed(method, strings.SplitN(canonical, "?", 2)[0]) {
 			return GatewayResult{Bypassed: true}, nil

@@ -194,8 +194,8 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, string, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	if h == nil || h.GetMethod() == "" || h.GetPath() == "" {
-		return nil, ResultError, status.Error(codes.InvalidArgument, "attributes.request.http with method and path is required")
+	if h == nil {
+		return nil, ResultError, status.Error(codes.InvalidArgument, "attributes.request.http is required")
 	}
 	header := requestHeader(h)
 	greq := api.GatewayRequest{Header: header, Peer: peerAddr(ctx), Method: h.GetMethod(), Path: h.GetPath(),

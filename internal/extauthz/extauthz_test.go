@@ -184,13 +184,10 @@ func TestCorpusMatchesCallout(t *testing.T) {
 						continue
 					}
 					if err != nil {
-						// Only an undecidable request (the callout: 5xx) or
-						// one without a method (which Envoy always sends;
-						// the callout: 400 missing_original_path) may fail.
+						// Only an undecidable request may fail; the callout
+						// must fail the same way (5xx).
 						want := callout(t, e.httpURL, r.method, r.path, authorization)
-						undecidable := status.Code(err) == codes.Unavailable && want.status >= 500
-						incomplete := status.Code(err) == codes.InvalidArgument && want.code == "missing_original_path"
-						if !undecidable && !incomplete {
+						if status.Code(err) != codes.Unavailable || want.status < 500 {
 							t.Errorf("%s: Check error %v; callout %+v", name, err, want)
 						}
 						compared++
@@ -502,22 +499,29 @@ func TestHealthAndStop(t *testing.T) {
 }
 
 // TestMalformedCheckRequest: a CheckRequest without the HTTP attributes
-// cannot be decided: InvalidArgument, never OK.
+// cannot be decided (InvalidArgument); one without the method or the
+// path is denied 400 missing_original_path, as the callout answers.
 func TestMalformedCheckRequest(t *testing.T) {
 	e := start(t, setup{dp: pdp.NewEmbedded(authztestEngine(t))})
 	tests := []struct {
 		name string
 		req  *authv3.CheckRequest
+		rpc  codes.Code // error status; OK: a denied response
 	}{
-		{"empty", &authv3.CheckRequest{}},
-		{"no path", checkRequest("GET", "", nil)},
-		{"no method", checkRequest("", "/apis/entities/v2/workspaces", nil)},
+		{"empty", &authv3.CheckRequest{}, codes.InvalidArgument},
+		{"no path", checkRequest("GET", "", nil), codes.OK},
+		{"no method", checkRequest("", "/apis/entities/v2/workspaces", nil), codes.OK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := e.client.Check(context.Background(), tt.req)
-			if status.Code(err) != codes.InvalidArgument {
+			if status.Code(err) != tt.rpc {
 				t.Fatalf("got %v, %v", resp, err)
+			}
+			if tt.rpc == codes.OK {
+				if got := grpcAnswer(t, resp); got.status != http.StatusBadRequest || got.code != "missing_original_path" {
+					t.Fatalf("got %+v", got)
+				}
 			}
 		})
 	}
