@@ -83,15 +83,8 @@ type Server struct {
 
 // New builds the API handler with its full middleware chain.
 func New(o Options) http.Handler {
-	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
-		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
-		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
-	if s.propagationTimeout <= 0 {
-		s.propagationTimeout = 30 * time.Second
-	}
+	s := newServer(o)
 	s.routes()
-	s.ident = authn.NewIdentifier(authn.IdentifierConfig{Enabled: o.Config.Auth.Enabled,
-		Production: o.Config.ProductionMode(), TrustedProxies: o.Config.Auth.TrustedProxyPrefixes(), Tokens: o.Tokens})
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	h = s.authorize(h) // ask the decision point about the identified caller
 	h = s.identify(h)  // establish the caller
@@ -100,6 +93,19 @@ func New(o Options) http.Handler {
 	h = s.canonicalize(h)
 	h = s.recoverPanics(h)
 	return withRequestID(h)
+}
+
+// newServer holds the dependencies; New adds the routes and middleware.
+func newServer(o Options) *Server {
+	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
+		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
+		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
+	if s.propagationTimeout <= 0 {
+		s.propagationTimeout = 30 * time.Second
+	}
+	s.ident = authn.NewIdentifier(authn.IdentifierConfig{Enabled: o.Config.Auth.Enabled,
+		Production: o.Config.ProductionMode(), TrustedProxies: o.Config.Auth.TrustedProxyPrefixes(), Tokens: o.Tokens})
+	return s
 }
 
 func (s *Server) handle(pattern string, h handlerFunc) { s.mux.Handle(pattern, s.serve(h)) }

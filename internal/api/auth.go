@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -44,15 +45,26 @@ func credentials(r *http.Request) authn.Credentials {
 	return authn.Credentials{Header: r.Header, Peer: peerAddr(r)}
 }
 
-// security logs one security-relevant rejection (authn.md "Logging
+// reqFacts are what a security log line says about the request: an HTTP
+// request's (factsOf) or a gateway check's from another transport.
+type reqFacts struct {
+	ctx                      context.Context
+	id, remote, method, path string
+}
+
+func factsOf(r *http.Request) reqFacts {
+	return reqFacts{ctx: r.Context(), id: requestID(r.Context()), remote: r.RemoteAddr, method: r.Method, path: r.URL.Path}
+}
+
+// securityAt logs one security-relevant rejection (authn.md "Logging
 // rules"); never a credential.
-func (s *Server) security(r *http.Request, reason string, p *authn.Principal, attrs ...any) {
-	base := []any{"event", "security", "reason", reason, "request_id", requestID(r.Context()),
-		"remote_addr", r.RemoteAddr, "method", r.Method, "path", r.URL.Path}
+func (s *Server) securityAt(f reqFacts, reason string, p *authn.Principal, attrs ...any) {
+	base := []any{"event", "security", "reason", reason, "request_id", f.id,
+		"remote_addr", f.remote, "method", f.method, "path", f.path}
 	if p != nil && p.ID != "" {
 		base = append(base, "principal", p.ID)
 	}
-	s.log.WarnContext(r.Context(), "request rejected", append(base, attrs...)...)
+	s.log.WarnContext(f.ctx, "request rejected", append(base, attrs...)...)
 }
 
 // identify is the first stage of the request pipeline (authn.md "Request
@@ -105,6 +117,10 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 // never a credential), counts a refused token, and maps the rejection to
 // the client's error: 400 for malformed identity headers, else 401.
 func (s *Server) refused(r *http.Request, err error) error {
+	return s.refusedAt(factsOf(r), err)
+}
+
+func (s *Server) refusedAt(f reqFacts, err error) error {
 	var rej *authn.Rejection
 	if !errors.As(err, &rej) {
 		return err // not a rejection: rendered as an internal error
@@ -120,7 +136,7 @@ func (s *Server) refused(r *http.Request, err error) error {
 			attrs = append(attrs, it.LogAttrs()...) // the safe facts, never the token
 		}
 	}
-	s.security(r, rej.Reason, nil, attrs...)
+	s.securityAt(f, rej.Reason, nil, attrs...)
 	return rejectionError(rej)
 }
 
@@ -129,10 +145,19 @@ func (s *Server) refused(r *http.Request, err error) error {
 // error_description="<fixed phrase for the reason>". Other rejections
 // keep the plain "Bearer" challenge writeError adds to every 401.
 func setBearerChallenge(h http.Header, err error) {
+	if c := bearerChallengeFor(err); c != "" {
+		h.Set("WWW-Authenticate", c)
+	}
+}
+
+// bearerChallengeFor is the invalid_token challenge of a refused bearer
+// token, "" for other errors.
+func bearerChallengeFor(err error) string {
 	var rej *authn.Rejection
 	if errors.As(err, &rej) && rej.Code == authn.CodeInvalidToken {
-		h.Set("WWW-Authenticate", bearerChallenge(rej.Detail))
+		return bearerChallenge(rej.Detail)
 	}
+	return ""
 }
 
 // bearerChallenge is the invalid_token challenge for a refusal reason.
@@ -166,22 +191,22 @@ func (s *Server) decide(r *http.Request, p *authn.Principal) error {
 	return s.decideWith(s.decisionPointFor(r.URL.EscapedPath()), r, p, r.Method, r.URL.EscapedPath())
 }
 
-// decideFor asks about another request than r (the gateway callout's
-// original request); r is only used for logging.
-func (s *Server) decideFor(r *http.Request, p *authn.Principal, method, path string) error {
-	return s.decideWith(s.pdp, r, p, method, path)
+func (s *Server) decideWith(dp pdp.DecisionPoint, r *http.Request, p *authn.Principal, method, path string) error {
+	return s.decideAt(r.Context(), dp, factsOf(r), p, method, path)
 }
 
-func (s *Server) decideWith(dp pdp.DecisionPoint, r *http.Request, p *authn.Principal, method, path string) error {
-	d, err := dp.Allow(r.Context(), pdp.RequestInput(p, method, path))
+// decideAt asks dp whether p may send method and path; f is only used
+// for logging.
+func (s *Server) decideAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts, p *authn.Principal, method, path string) error {
+	d, err := dp.Allow(ctx, pdp.RequestInput(p, method, path))
 	if err != nil {
-		return s.pdpFailed(r, p, err)
+		return s.pdpFailedAt(f, p, err)
 	}
 	s.metrics.AuthzDecisions.WithLabelValues(boolLabel(d.Allowed), d.Reason).Inc()
 	if d.Allowed {
 		return nil
 	}
-	s.security(r, "authz_denied", p, "pdp_reason", d.Reason, "checked_method", method)
+	s.securityAt(f, "authz_denied", p, "pdp_reason", d.Reason, "checked_method", method)
 	if d.Reason == "invalid_scope" {
 		return apierror.BadRequest("invalid_scope", "Permission-shaped scopes are not accepted")
 	}
@@ -194,6 +219,10 @@ func (s *Server) decideWith(dp pdp.DecisionPoint, r *http.Request, p *authn.Prin
 // pdpFailed logs a decision that could not be made (one security line)
 // and maps it as authz.md "Failure mapping" says; the request is refused.
 func (s *Server) pdpFailed(r *http.Request, p *authn.Principal, err error) error {
+	return s.pdpFailedAt(factsOf(r), p, err)
+}
+
+func (s *Server) pdpFailedAt(f reqFacts, p *authn.Principal, err error) error {
 	var ae *apierror.Error
 	switch pdp.Failure(err) {
 	case pdp.ErrUnavailable:
@@ -203,7 +232,7 @@ func (s *Server) pdpFailed(r *http.Request, p *authn.Principal, err error) error
 	default:
 		ae = apierror.New(http.StatusBadGateway, "pdp_error", "Authorization service error")
 	}
-	s.security(r, "pdp_unavailable", p, "failure", ae.Code, "error", err.Error())
+	s.securityAt(f, "pdp_unavailable", p, "failure", ae.Code, "error", err.Error())
 	return ae
 }
 

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/nmp-project/nmp/internal/apierror"
@@ -27,68 +29,161 @@ func originalRequest(r *http.Request) (method, path string, ok bool) {
 
 // authenticateCallout serves /apis/auth/authenticate[/<original path>]
 // for gateways (nginx auth_request, Caddy forward_auth, Envoy HTTP
-// ext_authz), any method (authn.md "Gateway callout"). It identifies with
-// the same authn.Identifier as the pipeline (identity headers refused,
-// bearer token only) and decides with the same decision point.
+// ext_authz), any method (authn.md "Gateway callout"). The decision is
+// the gateway check (checkGateway), shared with the Envoy ext_authz gRPC
+// server; this handler only reads the HTTP request and writes the answer.
 func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.ident.RefuseIdentityHeaders(credentials(r)); err != nil {
-		return s.refused(r, err)
+	req := GatewayRequest{Header: r.Header, Peer: peerAddr(r), Authorize: s.cfg.Auth.AuthenticateAuthorize,
+		RequireToken: true, log: factsOf(r)}
+	if req.Authorize {
+		req.Method, req.Path, _ = originalRequest(r)
 	}
-	var method, path string
-	if s.cfg.Auth.AuthenticateAuthorize {
-		var ok bool
-		if method, path, ok = originalRequest(r); !ok {
-			return apierror.BadRequest("missing_original_path", "The original request's method and path are missing")
-		}
-		canonical, valid := authz.CanonicalPath(path)
-		if valid && bypassed(strings.ToUpper(method), strings.SplitN(canonical, "?", 2)[0]) {
-			writeJSON(w, http.StatusOK, map[string]any{"principal": nil, "token_kind": nil, "email": nil,
-				"groups": []string{}, "scopes": []string{}, "jti": nil})
-			return nil
-		}
+	res, err := s.checkGateway(r.Context(), req)
+	if res.Challenge != "" {
+		w.Header().Set("WWW-Authenticate", res.Challenge)
 	}
-	header := r.Header.Get("Authorization")
-	if header == "" {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		return s.refused(r, authn.MissingToken())
-	}
-	if !s.ident.BearerConfigured() {
-		s.log.ErrorContext(r.Context(), "authenticate callout called but no token validator is configured (enable auth.oidc or auth.allow_unsigned_jwt)")
-		return apierror.New(http.StatusInternalServerError, "misconfigured", "No bearer token validation is configured")
-	}
-	p, err := s.ident.Bearer(r.Context(), header)
 	if err != nil {
-		setBearerChallenge(w.Header(), err) // the same challenge as on API paths
-		return s.refused(r, err)
+		return err
 	}
-	authorized := false
-	if s.cfg.Auth.AuthenticateAuthorize {
-		if err := s.decideFor(r, p, strings.ToUpper(method), path); err != nil {
-			return err
-		}
-		authorized = true
+	if res.Bypassed {
+		writeJSON(w, http.StatusOK, map[string]any{"principal": nil, "token_kind": nil, "email": nil,
+			"groups": []string{}, "scopes": []string{}, "jti": nil})
+		return nil
 	}
-	setIdentityHeaders(w.Header(), p, authorized)
-	writeJSON(w, http.StatusOK, calloutBody(p))
+	setIdentityHeaders(w.Header(), res.Principal, res.Authorized)
+	writeJSON(w, http.StatusOK, calloutBody(res.Principal))
 	return nil
+}
+
+// GatewayRequest is the request a gateway asks about.
+type GatewayRequest struct {
+	// Header holds the original request's headers (canonical names):
+	// Authorization and any identity headers the client sent.
+	Header http.Header
+	// Peer is the gateway's TCP address (never a forwarded one).
+	Peer netip.Addr
+	// Method and Path (with query) are the original request's; needed
+	// only when Authorize is set (missing: 400 missing_original_path).
+	Method, Path string
+	// Authorize: ask the decision point about Method and Path, and answer
+	// bypass paths without credentials (the callout with
+	// auth.authenticate_authorize; always for Envoy ext_authz).
+	Authorize bool
+	// RequireToken: a request without Authorization is refused (401
+	// missing_token, the callout's rule); otherwise it is anonymous and the
+	// decision point decides (Envoy ext_authz).
+	RequireToken bool
+	// RequestID and RemoteAddr identify the request in security logs.
+	RequestID, RemoteAddr string
+
+	log reqFacts
+}
+
+// GatewayResult is an allowed gateway check.
+type GatewayResult struct {
+	// Bypassed: the original request is on a bypass path; no identity.
+	Bypassed bool
+	// Principal is the caller; nil when anonymous or bypassed.
+	Principal *authn.Principal
+	// Authorized: the decision point allowed the original request.
+	Authorized bool
+	// Challenge is the WWW-Authenticate value of a 401 refusal ("" for
+	// the plain "Bearer" every 401 carries).
+	Challenge string
+}
+
+// Gateway is the gateway check for servers outside this package (the
+// Envoy ext_authz gRPC server): the same identifier, decision point,
+// metrics and security log as the HTTP callout.
+type Gateway struct{ s *Server }
+
+// NewGateway builds the gateway check from the API's dependencies.
+func NewGateway(o Options) *Gateway { return &Gateway{s: newServer(o)} }
+
+// Check authenticates and (with Authorize) authorizes req. A refusal or a
+// failure is an *apierror.Error: 400, 401 (see Challenge), 403 for a
+// deny; 5xx when no decision could be made (identity provider or decision
+// point unavailable, misconfiguration), which the caller must treat as a
+// deny too. Other errors are internal.
+func (g *Gateway) Check(ctx context.Context, req GatewayRequest) (GatewayResult, error) {
+	req.log = reqFacts{ctx: ctx, id: req.RequestID, remote: req.RemoteAddr, method: req.Method,
+		path: strings.SplitN(req.Path, "?", 2)[0]}
+	return g.s.checkGateway(ctx, req)
+}
+
+// checkGateway is the one gateway check (authn.md "Gateway callout" and
+// "Envoy ext_authz gRPC"): identity headers are never identity here (in
+// production mode they are refused); bypass paths are answered without
+// credentials; the bearer token is validated by the pipeline's
+// authn.Identifier; the decision point decides on the original request.
+func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayResult, error) {
+	if err := s.ident.RefuseIdentityHeaders(authn.Credentials{Header: req.Header, Peer: req.Peer}); err != nil {
+		return GatewayResult{}, s.refusedAt(req.log, err)
+	}
+	method := strings.ToUpper(req.Method)
+	if req.Authorize {
+		if method == "" || req.Path == "" {
+			return GatewayResult{}, apierror.BadRequest("missing_original_path", "The original request's method and path are missing")
+		}
+		canonical, valid := authz.CanonicalPath(req.Path)
+		if valid && bypassed(method, strings.SplitN(canonical, "?", 2)[0]) {
+			return GatewayResult{Bypassed: true}, nil
+		}
+	}
+	var p *authn.Principal
+	if header := req.Header.Get("Authorization"); header != "" {
+		if !s.ident.BearerConfigured() {
+			s.log.ErrorContext(ctx, "gateway check called but no token validator is configured (enable auth.oidc or auth.allow_unsigned_jwt)")
+			return GatewayResult{}, apierror.New(http.StatusInternalServerError, "misconfigured", "No bearer token validation is configured")
+		}
+		var err error
+		if p, err = s.ident.Bearer(ctx, header); err != nil {
+			// the same challenge as on API paths
+			return GatewayResult{Challenge: bearerChallengeFor(err)}, s.refusedAt(req.log, err)
+		}
+	} else if req.RequireToken {
+		return GatewayResult{}, s.refusedAt(req.log, authn.MissingToken())
+	}
+	if !req.Authorize {
+		return GatewayResult{Principal: p}, nil
+	}
+	if err := s.decideAt(ctx, s.pdp, req.log, p, method, req.Path); err != nil {
+		return GatewayResult{}, err
+	}
+	return GatewayResult{Principal: p, Authorized: true}, nil
 }
 
 // setIdentityHeaders writes the trusted identity headers a gateway
 // forwards upstream: each only when it has a value.
 func setIdentityHeaders(h http.Header, p *authn.Principal, authorized bool) {
+	for name, v := range IdentityHeaderValues(p, authorized) {
+		h.Set(name, v)
+	}
+}
+
+// IdentityHeaderValues are the identity headers an allowed gateway check
+// sends upstream (authn.md "Gateway callout", step 5): the principal's id,
+// email, comma-joined groups and space-joined scopes, each only when it
+// has a value, and X-NMP-Authorized: true when the decision point allowed
+// the request. p may be nil (anonymous).
+func IdentityHeaderValues(p *authn.Principal, authorized bool) map[string]string {
+	h := map[string]string{}
 	set := func(name, v string) {
 		if v != "" {
-			h.Set(name, v)
+			h[name] = v
 		}
 	}
-	set(authn.HeaderPrincipalID, p.ID)
-	set(authn.HeaderPrincipalEmail, p.Email)
-	set(authn.HeaderPrincipalGroups, strings.Join(p.Groups, ","))
-	set(authn.HeaderScopes, strings.Join(p.Scopes, " "))
-	if authorized {
-		h.Set(authn.HeaderAuthorized, "true")
+	if p != nil {
+		set(authn.HeaderPrincipalID, p.ID)
+		set(authn.HeaderPrincipalEmail, p.Email)
+		set(authn.HeaderPrincipalGroups, strings.Join(p.Groups, ","))
+		set(authn.HeaderScopes, strings.Join(p.Scopes, " "))
 	}
+	if authorized {
+		h[authn.HeaderAuthorized] = "true"
+	}
+	return h
 }
 
 func calloutBody(p *authn.Principal) map[string]any {

@@ -527,12 +527,10 @@ func TestAuditKeys(t *testing.T) {
 // TestUnsupportedKeyMessage pins the wording of a refusal.
 func TestUnsupportedKeyMessage(t *testing.T) {
 	c := testDefaults()
-	c.Auth.ExtAuthz.GRPCAddress = "0.0.0.0:9191"
 	c.Auth.TokenSigning.Issuer = ptr("https://nmp.example.com/apis/auth")
 	c.Auth.AccessKeys.AcceptedFormats = nil
 	_, err := c.Validate()
 	requireLines(t, "errors", errLines(err, ""), []string{
-		`auth.ext_authz.grpc_address: the Envoy ext_authz gRPC server is not built in this version; remove the key or set it to its default ""`,
 		"auth.token_signing.issuer: the platform mints tokens only for scoped access keys, which are not built in this version; " +
 			"remove the key or set it to its default null",
 		`auth.access_keys.accepted_formats: scoped access keys are not built in this version; remove the key or set it to its default ["jwt"]`,

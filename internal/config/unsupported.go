@@ -17,7 +17,6 @@ type unsupportedKey struct {
 }
 
 const (
-	reasonExtAuthz   = "the Envoy ext_authz gRPC server is not built in this version"
 	reasonAccessKeys = "scoped access keys are not built in this version"
 	reasonSigning    = "the platform mints tokens only for scoped access keys, which are not built in this version"
 )
@@ -25,7 +24,6 @@ const (
 // unsupportedKeys is the one list of such keys. The key audit test requires
 // every key to be read by the server or listed here.
 var unsupportedKeys = []unsupportedKey{
-	{"auth.ext_authz.grpc_address", reasonExtAuthz},
 	{"auth.access_keys.enabled", reasonAccessKeys},
 	{"auth.access_keys.audience", reasonAccessKeys},
 	{"auth.access_keys.issue_format", reasonAccessKeys},

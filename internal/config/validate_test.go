@@ -188,7 +188,7 @@ func TestValidateErrors(t *testing.T) {
 		{"dev idp issuer", func(c *Config) { c.DevIDP.Issuer = ptr("localhost:9400") },
 			[]string{`dev_idp.issuer: must be an absolute http:// or https:// URL, got "localhost:9400"`}},
 		{"ext_authz address", func(c *Config) { c.Auth.ExtAuthz.GRPCAddress = "0.0.0.0" },
-			[]string{`auth.ext_authz.grpc_address: must be host:port, got "0.0.0.0"`, refused("auth.ext_authz.grpc_address")}},
+			[]string{`auth.ext_authz.grpc_address: must be host:port, got "0.0.0.0"`}},
 		{"base url", func(c *Config) { c.Platform.BaseURL = "nmp.example.com" },
 			[]string{`platform.base_url: must be an absolute http:// or https:// URL, got "nmp.example.com"`}},
 		{"base url credentials redacted", func(c *Config) { c.Platform.BaseURL = "ftp://u:hunter2@nmp" },
@@ -234,7 +234,6 @@ func TestValidateAccepts(t *testing.T) {
 			c.Auth.AccessKeys.MaxExpiresInSeconds = ptr(2592000)
 			c.Auth.AccessKeys.AcceptedFormats = []string{"jwt"}
 			c.Auth.TokenSigning.PrivateKeyFile = ptr("")
-			c.Auth.ExtAuthz.GRPCAddress = ""
 		}},
 		{"tls with mutual TLS", func(c *Config) {
 			c.Platform.BaseURL = "https://nmp.example.com"

@@ -24,6 +24,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/extauthz"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/lifecycle"
 	"github.com/nmp-project/nmp/internal/metrics"
@@ -66,6 +67,10 @@ type Server struct {
 	keys *jwtverify.KeyRefresher
 	// tls is the listener's TLS configuration; nil serves plain HTTP.
 	tls *tls.Config
+	// extAuthz is the Envoy ext_authz gRPC server; nil when
+	// auth.ext_authz.grpc_address is empty.
+	extAuthz         *extauthz.Server
+	extAuthzListener net.Listener // WithExtAuthzListener
 }
 
 // Option adjusts a Server (used by tests).
@@ -73,6 +78,11 @@ type Option func(*Server)
 
 // WithClock sets the clock of the store.
 func WithClock(c store.Clock) Option { return func(s *Server) { s.clock = c } }
+
+// WithExtAuthzListener makes the Envoy ext_authz server (when
+// auth.ext_authz.grpc_address is set) serve on ln instead of listening on
+// that address (tests use a 127.0.0.1:0 listener).
+func WithExtAuthzListener(ln net.Listener) Option { return func(s *Server) { s.extAuthzListener = ln } }
 
 // WithStore makes the server use st instead of opening the configured
 // database (tests inject failing stores this way). The server owns st
@@ -177,11 +187,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.bundle = bundle.New(bundle.Options{Source: s.engine, Changes: s.syncer, CacheSeconds: cfg.Auth.BundleCacheSeconds,
 		Registerer: s.metrics.Registry(), Log: log})
-	s.handler = api.New(api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
+	apiOpts := api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: propagationTimeout(cfg),
-		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle})
+		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle}
+	s.handler = api.New(apiOpts)
+	if addr := cfg.Auth.ExtAuthz.GRPCAddress; addr != "" {
+		if s.extAuthz, err = extauthz.New(extauthz.Options{Address: addr, Listener: s.extAuthzListener, Gateway: api.NewGateway(apiOpts), TLS: s.tls, // the same certificates (and client CA) as HTTPS
+			Registerer: s.metrics.Registry(), Log: log,
+			StopTimeout: time.Duration(cfg.Service.ShutdownTimeoutSeconds) * time.Second}); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.DatabaseKind() == config.DatabaseSQLite {
 		log.Info("entity store ready", "backend", config.DatabaseSQLite, "database", cfg.SQLitePath())
 	} else {
@@ -256,6 +274,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.opa != nil {
 		background = append(background, s.opaMonitor())
 		defer s.opa.CloseIdleConnections()
+	}
+	if s.extAuthz != nil {
+		// Started last, stopped first: in-flight Checks finish before the
+		// components and the store they use stop.
+		if err := s.extAuthz.Listen(); err != nil {
+			return errors.Join(err, s.store.Close())
+		}
+		background = append(background, s.extAuthz)
 	}
 	components := lifecycle.Start(ctx, s.log, s.health, background...)
 
