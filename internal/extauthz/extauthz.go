@@ -221,23 +221,20 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, result, nil
 }
 
-// denied maps a refused or failed gateway check: a 4xx refusal is a
-// DeniedHttpResponse with the API's JSON error body; a check that could
-// not be decided is an error status, which Envoy (failure_mode_allow:
-// false) turns into status_on_error for the client.
+// denied maps a refused or failed gateway check to a DeniedHttpResponse
+// with the API's status and JSON error body: 401 UNAUTHENTICATED, 403
+// PERMISSION_DENIED, 400 INVALID_ARGUMENT, and a check that could not be
+// decided (502/503/504) UNAVAILABLE. Only an internal error is a gRPC
+// error, which Envoy (failure_mode_allow: false) answers with
+// status_on_error.
 func (s *Server) denied(ctx context.Context, res api.GatewayResult, err error) (*authv3.CheckResponse, string, error) {
 	var ae *apierror.Error
 	if !errors.As(err, &ae) {
 		s.opts.Log.ErrorContext(ctx, "ext_authz check failed", "error", err)
 		return nil, ResultError, status.Error(codes.Internal, "internal error")
 	}
-	if ae.Status >= 500 {
-		if ae.Status == http.StatusInternalServerError {
-			return nil, ResultError, status.Error(codes.Internal, ae.Code+": "+ae.Detail)
-		}
-		// 502/503/504: the decision point or the identity provider could
-		// not answer (already logged as a security line).
-		return nil, ResultUnavailable, status.Error(codes.Unavailable, ae.Code+": "+ae.Detail)
+	if ae.Status == http.StatusInternalServerError {
+		return nil, ResultError, status.Error(codes.Internal, ae.Code+": "+ae.Detail)
 	}
 	body, jerr := json.Marshal(ae.Body())
 	if jerr != nil {
@@ -258,6 +255,12 @@ func (s *Server) denied(ctx context.Context, res api.GatewayResult, err error) (
 		headers = append(headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "www-authenticate", Value: challenge},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
 	case http.StatusForbidden:
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		// The decision point or the identity provider could not answer
+		// (already logged as a security line): UNAVAILABLE with the HTTP
+		// status the API would give, so Envoy denies with 502/503/504
+		// whatever failure_mode_allow says.
+		code, result = codes.Unavailable, ResultUnavailable
 	default:
 		code, result = codes.InvalidArgument, ResultBadRequest
 	}

@@ -203,6 +203,8 @@ func TestCorpusMatchesCallout(t *testing.T) {
 						switch {
 						case got.status == http.StatusOK && (len(got.identity) == 0 || maps.Equal(got.identity, map[string]string{"x-nmp-authorized": "true"})):
 						case !d.Allowed && got.status == http.StatusUnauthorized && got.challenge == "Bearer":
+						case !engine.Loaded() && got.status == http.StatusServiceUnavailable && got.code == "pdp_unavailable":
+							// Bindings not loaded: undecidable, 503 (authz.md "Failure mapping").
 						default:
 							t.Errorf("%s: anonymous: %+v, decision point %+v", name, got, d)
 						}
@@ -343,33 +345,39 @@ func (idpDown) Validate(context.Context, string) (*authn.Principal, error) {
 	return nil, &authn.IdPUnavailable{Reason: "jwks_unreachable"}
 }
 
-// TestUndecidableIsAnError: when the decision point or the identity
-// provider cannot answer, Check returns the Unavailable error status
-// (Envoy, failure_mode_allow: false, answers status_on_error), never OK
-// or a deny, and counts it.
-func TestUndecidableIsAnError(t *testing.T) {
+// TestUndecidableIsUnavailable: when the decision point or the identity
+// provider cannot answer, Check answers UNAVAILABLE with a denied
+// response carrying the API's status (503, 504, 502) and JSON error, never
+// OK, and counts it. Envoy denies with that status whatever
+// failure_mode_allow says.
+func TestUndecidableIsUnavailable(t *testing.T) {
 	engine := authztestEngine(t, store.RoleBinding{ID: "1", Principal: "bob", Workspace: "default", Role: "Editor", Revision: 1})
 	unloaded, err := authz.NewEngine(mustStaticDoc(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		s    setup
+		name   string
+		s      setup
+		status int
+		code   string
 	}{
-		{"decision point unavailable", setup{dp: failingPDP{err: fmt.Errorf("connect: %w", pdp.ErrUnavailable)}}},
-		{"decision point timed out", setup{dp: failingPDP{err: pdp.ErrTimeout}}},
-		{"decision point bad answer", setup{dp: failingPDP{err: errors.New("unparsable answer")}}},
-		{"bindings not loaded yet", setup{dp: pdp.NewEmbedded(unloaded)}},
-		{"identity provider unavailable", setup{dp: pdp.NewEmbedded(engine), tokens: idpDown{}}},
+		{"decision point unavailable", setup{dp: failingPDP{err: fmt.Errorf("connect: %w", pdp.ErrUnavailable)}}, 503, "pdp_unavailable"},
+		{"decision point timed out", setup{dp: failingPDP{err: pdp.ErrTimeout}}, 504, "pdp_timeout"},
+		{"decision point bad answer", setup{dp: failingPDP{err: errors.New("unparsable answer")}}, 502, "pdp_error"},
+		{"bindings not loaded yet", setup{dp: pdp.NewEmbedded(unloaded)}, 503, "pdp_unavailable"},
+		{"identity provider unavailable", setup{dp: pdp.NewEmbedded(engine), tokens: idpDown{}}, 503, "idp_unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := start(t, tt.s)
 			headers := map[string]string{"authorization": "Bearer " + unsignedToken(t, "bob", "", nil, nil)}
 			resp, err := e.client.Check(context.Background(), checkRequest("GET", "/apis/entities/v2/workspaces/default/projects", headers))
-			if status.Code(err) != codes.Unavailable || resp != nil {
-				t.Fatalf("got %v, %v; want the Unavailable status", resp, err)
+			if err != nil || resp.GetStatus().GetCode() != int32(codes.Unavailable) || resp.GetOkResponse() != nil {
+				t.Fatalf("got %v, %v; want UNAVAILABLE", resp, err)
+			}
+			if d := resp.GetDeniedResponse(); d == nil || int(d.GetStatus().GetCode()) != tt.status || !strings.Contains(d.GetBody(), `"code":"`+tt.code+`"`) {
+				t.Fatalf("denied response %v; want %d %s", d, tt.status, tt.code)
 			}
 			if n := checks(t, e, "unavailable"); n != 1 {
 				t.Fatalf("unavailable checks counted: %v", n)
