@@ -10,6 +10,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
+	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/pdp"
 )
 
@@ -198,10 +199,23 @@ func (s *Server) decideWith(dp pdp.DecisionPoint, r *http.Request, p *authn.Prin
 // decideAt asks dp whether p may send method and path; f is only used
 // for logging.
 func (s *Server) decideAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts, p *authn.Principal, method, path string) error {
+	_, err := s.decisionAt(ctx, dp, f, p, method, path)
+	return err
+}
+
+// decisionAt is decideAt that also returns the allowing decision (its
+// reason names the rule).
+func (s *Server) decisionAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts, p *authn.Principal, method, path string) (authz.Decision, error) {
 	d, err := dp.Allow(ctx, pdp.RequestInput(p, method, path))
 	if err != nil {
-		return s.pdpFailedAt(f, p, err)
+		return authz.Decision{}, s.pdpFailedAt(f, p, err)
 	}
+	return d, s.refuseDenied(f, p, d, method)
+}
+
+// refuseDenied records the decision and turns a deny into the API's
+// refusal (400 invalid_scope, 401 without a principal, else 403).
+func (s *Server) refuseDenied(f reqFacts, p *authn.Principal, d authz.Decision, method string) error {
 	s.metrics.AuthzDecisions.WithLabelValues(boolLabel(d.Allowed), d.Reason).Inc()
 	if d.Allowed {
 		return nil

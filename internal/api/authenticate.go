@@ -91,6 +91,8 @@ type GatewayResult struct {
 	// Challenge is the WWW-Authenticate value of a 401 refusal ("" for
 	// the plain "Bearer" every 401 carries).
 	Challenge string
+	// Reason is the rule that allowed an authorized request.
+	Reason string
 }
 
 // Gateway is the gateway check for servers outside this package (the
@@ -148,10 +150,11 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 	if !req.Authorize {
 		return GatewayResult{Principal: p}, nil
 	}
-	if err := s.decideAt(ctx, s.pdp, req.log, p, method, req.Path); err != nil {
+	d, err := s.decisionAt(ctx, s.pdp, req.log, p, method, req.Path)
+	if err != nil {
 		return GatewayResult{}, err
 	}
-	return GatewayResult{Principal: p, Authorized: true}, nil
+	return GatewayResult{Principal: p, Authorized: true, Reason: d.Reason}, nil
 }
 
 // setIdentityHeaders writes the trusted identity headers a gateway

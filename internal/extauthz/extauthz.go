@@ -24,6 +24,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -33,6 +34,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/apierror"
@@ -217,8 +219,30 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
 	}
-	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, result, nil
+	resp := &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
+	if res.Authorized {
+		// For Envoy's access log and later filters (authn.md): which
+		// request, who, and the rule that allowed it.
+		principal := ""
+		if res.Principal != nil {
+			principal = res.Principal.ID
+		}
+		resp.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+			"decision_id":  structpb.NewStringValue(decisionID(h.GetId())),
+			"principal_id": structpb.NewStringValue(principal),
+			"reason":       structpb.NewStringValue(res.Reason),
+		}}
+	}
+	return resp, result, nil
+}
+
+// decisionID is Envoy's request id when it sent one, else a new UUID.
+func decisionID(envoyID string) string {
+	if envoyID != "" {
+		return envoyID
+	}
+	return uuid.NewString()
 }
 
 // denied maps a refused or failed gateway check to a DeniedHttpResponse

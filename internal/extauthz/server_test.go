@@ -53,6 +53,12 @@ func TestServedByThePlatform(t *testing.T) {
 	if got := grpcAnswer(t, resp); got.status != http.StatusOK || got.identity["x-nmp-principal-id"] != "carol" {
 		t.Fatalf("got %+v", got)
 	}
+	// dynamic_metadata names the decision for Envoy's access log.
+	md := resp.GetDynamicMetadata().GetFields()
+	if md["principal_id"].GetStringValue() != "carol" || md["reason"].GetStringValue() != "permission_granted" ||
+		md["decision_id"].GetStringValue() == "" {
+		t.Fatalf("dynamic metadata %v", md)
+	}
 	mresp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
