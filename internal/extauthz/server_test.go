@@ -13,13 +13,18 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server"
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/testenv/opatest"
 	"github.com/nmp-project/nmp/internal/tlsconfig/tlstest"
 )
 
@@ -117,4 +122,63 @@ func TestServedWithTheServersTLS(t *testing.T) {
 	if err := health(nil); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
+}
+
+// TestExternalOPAStopped: with provider opa, Check asks the real OPA; a
+// killed OPA makes the next Check UNAVAILABLE with 503 pdp_unavailable,
+// never OK, and a restarted one is asked again.
+func TestExternalOPAStopped(t *testing.T) {
+	o := opatest.StartPolicy(t, opatest.Policy{Data: seededData(t)})
+	gln := servertest.Listen(t)
+	servertest.Start(t, func(c *config.Config) {
+		c.Auth.Enabled = true
+		c.Auth.AllowUnsignedJWT = true
+		c.Auth.ExtAuthz.GRPCAddress = gln.Addr().String()
+		c.Auth.PolicyDecisionPointProvider = "opa"
+		c.Auth.PolicyDecisionPointBaseURL = o.URL
+		c.Auth.PolicyDecisionPointRequestTimeoutSeconds = 1
+	}, server.WithExtAuthzListener(gln))
+	conn, err := grpc.NewClient(gln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	check := func() *authv3.CheckResponse {
+		t.Helper()
+		headers := map[string]string{"authorization": "Bearer " + unsignedToken(t, "carol", "", nil, nil)}
+		resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(),
+			checkRequest("POST", "/apis/entities/v2/workspaces/default/projects", headers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := check(); resp.GetStatus().GetCode() != int32(codes.OK) {
+		t.Fatalf("OPA up: %v", resp)
+	}
+	o.Kill()
+	resp := check()
+	if resp.GetStatus().GetCode() != int32(codes.Unavailable) || resp.GetDeniedResponse().GetStatus().GetCode() != 503 ||
+		!strings.Contains(resp.GetDeniedResponse().GetBody(), "pdp_unavailable") {
+		t.Fatalf("OPA down: %v", resp)
+	}
+	o.Restart()
+	if resp := check(); resp.GetStatus().GetCode() != int32(codes.OK) {
+		t.Fatalf("OPA back: %v", resp)
+	}
+}
+
+// seededData is data.authz with the seed bindings ("*" is Editor in
+// default), as the server would load them.
+func seededData(t *testing.T) map[string]any {
+	e := authztest.StaticEngine(t)
+	seed := authz.Seed("", "default")
+	var bs []store.RoleBinding
+	for i, b := range seed.Bindings {
+		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, Revision: 1})
+	}
+	if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return e.DataDocument()
 }
