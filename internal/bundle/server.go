@@ -178,16 +178,18 @@ func (s *Server) build(f *flight) {
 		}
 		s.flight = nil
 		s.mu.Unlock()
-		close(f.done)
+		// Recorded before the waiters are released, so that whoever got
+		// this bundle also sees it counted.
 		if f.err != nil {
 			s.log.Error("OPA bundle build failed", "error", f.err)
-			return
+		} else {
+			d := time.Since(start)
+			s.builds.Inc()
+			s.buildSeconds.Set(d.Seconds())
+			s.size.Set(float64(len(f.b.Bytes)))
+			s.log.Info("OPA bundle built", "revision", f.b.Revision, "bytes", len(f.b.Bytes), "duration_ms", d.Milliseconds())
 		}
-		d := time.Since(start)
-		s.builds.Inc()
-		s.buildSeconds.Set(d.Seconds())
-		s.size.Set(float64(len(f.b.Bytes)))
-		s.log.Info("OPA bundle built", "revision", f.b.Revision, "bytes", len(f.b.Bytes), "duration_ms", d.Milliseconds())
+		close(f.done)
 	}()
 	f.b, f.err = Build(s.src.BundleData())
 }
