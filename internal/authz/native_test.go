@@ -1,13 +1,12 @@
 package authz_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/store"
 )
 
@@ -16,33 +15,11 @@ import (
 // they are not).
 func newEngine(t testing.TB, f corpusFile) *authz.Engine {
 	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
+	var bs []store.RoleBinding
+	for i, b := range f.Bindings {
+		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, Revision: 1})
 	}
-	if len(f.ExtraData) > 0 {
-		extra, err := json.Marshal(f.ExtraData)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := doc.MergeExtra(extra, "corpus"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.BindingsLoaded == nil || *f.BindingsLoaded {
-		var bs []store.RoleBinding
-		for i, b := range f.Bindings {
-			bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, Revision: 1})
-		}
-		if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return e
+	return authztest.Engine(t, f.ExtraData, bs, f.BindingsLoaded == nil || *f.BindingsLoaded)
 }
 
 // evalNative answers one corpus case in the shape of the Rego result.

@@ -25,6 +25,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authn/oidctest"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/authz/authztest"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
 )
@@ -97,33 +98,11 @@ func requestOf(in map[string]any) corpusRequest {
 
 func corpusEngine(t *testing.T, f corpusFile) *authz.Engine {
 	t.Helper()
-	doc, err := authz.StaticDocument()
-	if err != nil {
-		t.Fatal(err)
+	var bs []store.RoleBinding
+	for i, b := range f.Bindings {
+		bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, Revision: 1})
 	}
-	if len(f.ExtraData) > 0 {
-		extra, err := json.Marshal(f.ExtraData)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := doc.MergeExtra(extra, "corpus"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e, err := authz.NewEngine(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.BindingsLoaded == nil || *f.BindingsLoaded {
-		var bs []store.RoleBinding
-		for i, b := range f.Bindings {
-			bs = append(bs, store.RoleBinding{ID: fmt.Sprint(i), Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, Revision: 1})
-		}
-		if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: bs}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return e
+	return authztest.Engine(t, f.ExtraData, bs, f.BindingsLoaded == nil || *f.BindingsLoaded)
 }
 
 // TestCorpusMatchesCallout sends every allow case of the decision corpus

@@ -2,16 +2,9 @@ package extauthz_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,6 +27,7 @@ import (
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
+	"github.com/nmp-project/nmp/internal/tlsconfig/tlstest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -257,66 +251,16 @@ func grpcAnswer(t testing.TB, resp *authv3.CheckResponse) answer {
 	return a
 }
 
-// testCA issues certificates for 127.0.0.1 servers and clients.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nmp test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-func (ca *testCA) issue(t testing.TB, name string, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // mutualTLS returns the server's config (client certificate required) and
 // a client's, with or without a client certificate.
 func mutualTLS(t testing.TB, withClientCert bool) (server, client *tls.Config) {
 	t.Helper()
-	ca := newCA(t)
-	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{ca.issue(t, "nmp", x509.ExtKeyUsageServerAuth)},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.pool}
-	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.pool, ServerName: "127.0.0.1"}
+	ca := tlstest.NewCA(t, "nmp test CA")
+	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{ca.Server(t, "nmp").TLS(t)},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
 	if withClientCert {
-		client.Certificates = []tls.Certificate{ca.issue(t, "envoy", x509.ExtKeyUsageClientAuth)}
+		client.Certificates = []tls.Certificate{ca.Client(t, "envoy").TLS(t)}
 	}
 	return server, client
 }

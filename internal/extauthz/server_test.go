@@ -111,12 +111,7 @@ func TestServedWithTheServersTLS(t *testing.T) {
 		}
 		return err
 	}
-	client := ca.Client(t, "envoy")
-	pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := health([]tls.Certificate{pair}); err != nil {
+	if err := health([]tls.Certificate{ca.Client(t, "envoy").TLS(t)}); err != nil {
 		t.Fatalf("client with a certificate from the client CA: %v", err)
 	}
 	if err := health(nil); err == nil {

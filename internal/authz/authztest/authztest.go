@@ -4,10 +4,13 @@ package authztest
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
@@ -42,4 +45,34 @@ func SeededStore(t testing.TB) *sqlstore.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// Engine returns an engine over the built-in policy data merged with extra
+// (operator extra data, as a decoded YAML/JSON document; nil for none),
+// with bindings loaded at revision 1 unless load is false.
+func Engine(t testing.TB, extra map[string]any, bindings []store.RoleBinding, load bool) *authz.Engine {
+	t.Helper()
+	doc, err := authz.StaticDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(extra) > 0 {
+		data, err := json.Marshal(extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := doc.MergeExtra(data, "test extra data"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := authz.NewEngine(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if load {
+		if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: bindings}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
 }

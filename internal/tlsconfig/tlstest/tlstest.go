@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -146,3 +147,13 @@ func pemBlock(typ string, der []byte) []byte {
 
 // EncodeCertificate is c in PEM form.
 func EncodeCertificate(c *x509.Certificate) []byte { return pemBlock("CERTIFICATE", c.Raw) }
+
+// TLS returns the pair as a tls.Certificate.
+func (p Pair) TLS(t testing.TB) tls.Certificate {
+	t.Helper()
+	c, err := tls.X509KeyPair(p.CertPEM, p.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
