@@ -1,4 +1,4 @@
-package authzbench_test
+package authz_test
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"github.com/nmp-project/nmp/internal/authz/authzbench"
 )
 
-// TestWriteOPAFiles: the files written for opa bench hold the shipped data
+// TestWriteOPAFiles (here, not in authzbench, so that OPA's library is
+// linked into one test binary only): the files written for opa bench hold the shipped data
 // document (with its index) and the probe, which the shipped policy grants.
 func TestWriteOPAFiles(t *testing.T) {
 	e, err := authzbench.Engine(1000)
