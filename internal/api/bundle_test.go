@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -24,7 +23,6 @@ import (
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/store"
-	"github.com/nmp-project/nmp/internal/store/sqlstore"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
 
@@ -140,15 +138,7 @@ func (f *failing) VisibleWorkspaces(context.Context, authz.Subject) (pdp.Visible
 // the bundle path, in any spelling and with any method, are still
 // decided by the in-process evaluator; every other path fails closed.
 func TestBundleDecidedInProcess(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "nmp.db"), MaxConns: 4, Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testenv.Close(t, st) })
-	if err := st.EnsureBuiltins(ctx, store.Seed{}); err != nil {
-		t.Fatal(err)
-	}
+	st := authztest.Store(t, store.Seed{})
 	engine := authztest.StaticEngine(t)
 	if err := engine.Load(store.PolicyBindings{Revision: 2, Bindings: []store.RoleBinding{
 		{ID: "1", Principal: "root", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},

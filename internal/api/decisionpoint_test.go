@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/store"
-	"github.com/nmp-project/nmp/internal/store/sqlstore"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
 
@@ -111,14 +109,7 @@ func (tokens) Validate(_ context.Context, tok string) (*authn.Principal, error) 
 func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url string, logs *testenv.Buffer) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "nmp.db"), MaxConns: 4, Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testenv.Close(t, st) })
-	if err := st.EnsureBuiltins(ctx, store.Seed{}); err != nil {
-		t.Fatal(err)
-	}
+	st := authztest.Store(t, store.Seed{})
 	for _, ws := range []string{"ws-a", "ws-b"} {
 		if _, _, err := st.CreateWorkspace(ctx, store.NewWorkspace{Name: ws}); err != nil {
 			t.Fatal(err)

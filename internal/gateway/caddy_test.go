@@ -18,7 +18,6 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authn/oidctest"
-	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
@@ -188,17 +187,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	}
 	for _, authorize := range []bool{false, true} {
 		t.Run("authenticate_authorize="+strconv.FormatBool(authorize), func(t *testing.T) {
-			srv := servertest.Start(t, func(c *config.Config) {
-				c.Auth.Enabled = true
-				c.Auth.OIDC.Enabled = true
-				c.Auth.OIDC.Issuer = iss.URL
-				c.Auth.OIDC.ClientID = "nmp-cli"
-				admin := "root@example.com"
-				c.Auth.AdminEmail = &admin
-				c.Auth.TrustedProxies = []string{"127.0.0.1/32"}
-				c.Auth.AuthenticateAuthorize = authorize
-				c.Auth.ExtraAuthzDataFiles = []string{extra}
-			})
+			srv := servertest.Start(t, behindGateway(iss.URL, authorize, extra))
 			rec, reportsURL := startRecorder(t)
 			gw := startCaddy(t, srv.URL, reportsURL)
 			alice := iss.Mint(t, oidctest.Claims{Subject: "u-alice", Email: "alice@example.com",

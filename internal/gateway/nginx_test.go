@@ -98,16 +98,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	iss := oidctest.New(t)
 	for _, authorize := range []bool{false, true} {
 		t.Run("authenticate_authorize="+strconv.FormatBool(authorize), func(t *testing.T) {
-			srv := servertest.Start(t, func(c *config.Config) {
-				c.Auth.Enabled = true
-				c.Auth.OIDC.Enabled = true
-				c.Auth.OIDC.Issuer = iss.URL
-				c.Auth.OIDC.ClientID = "nmp-cli"
-				admin := "root@example.com"
-				c.Auth.AdminEmail = &admin
-				c.Auth.TrustedProxies = []string{"127.0.0.1/32"}
-				c.Auth.AuthenticateAuthorize = authorize
-			})
+			srv := servertest.Start(t, behindGateway(iss.URL, authorize))
 			gw := startNginx(t, srv.URL)
 			alice := iss.Mint(t, oidctest.Claims{Subject: "u-alice", Email: "alice@example.com"})
 			bob := iss.Mint(t, oidctest.Claims{Subject: "u-bob", Email: "bob@example.com"})
@@ -155,5 +146,22 @@ func TestNginxAuthRequest(t *testing.T) {
 				t.Fatal("a client-sent identity reached nmp")
 			}
 		})
+	}
+}
+
+// behindGateway configures nmp behind a gateway on loopback: OIDC tokens
+// from issuer, root@example.com PlatformAdmin, the gateway's address
+// trusted, and the callout mode; extraData are operator policy files.
+func behindGateway(issuer string, authorize bool, extraData ...string) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Auth.Enabled = true
+		c.Auth.OIDC.Enabled = true
+		c.Auth.OIDC.Issuer = issuer
+		c.Auth.OIDC.ClientID = "nmp-cli"
+		admin := "root@example.com"
+		c.Auth.AdminEmail = &admin
+		c.Auth.TrustedProxies = []string{"127.0.0.1/32"}
+		c.Auth.AuthenticateAuthorize = authorize
+		c.Auth.ExtraAuthzDataFiles = extraData
 	}
 }

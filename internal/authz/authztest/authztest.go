@@ -35,13 +35,20 @@ func StaticEngine(t testing.TB) *authz.Engine {
 // PlatformAdmin, "*" is Editor in default). It closes at test cleanup.
 func SeededStore(t testing.TB) *sqlstore.Store {
 	t.Helper()
+	return Store(t, authz.Seed("root@example.com", "default"))
+}
+
+// Store opens a SQLite store in a temporary directory with the built-in
+// workspaces and seed's bindings. It closes at test cleanup.
+func Store(t testing.TB, seed store.Seed) *sqlstore.Store {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "e.db"), Migrate: true})
+	st, err := sqlstore.Open(ctx, sqlstore.Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "e.db"), MaxConns: 4, Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testenv.Close(t, st) })
-	if err := st.EnsureBuiltins(ctx, authz.Seed("root@example.com", "default")); err != nil {
+	if err := st.EnsureBuiltins(ctx, seed); err != nil {
 		t.Fatal(err)
 	}
 	return st
