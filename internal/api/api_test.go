@@ -247,6 +247,7 @@ func TestHealthStatusMetrics(t *testing.T) {
 	if m := expect(t, srv, "GET", "/health/live", "", 200, ""); m["status"] != "live" {
 		t.Fatal(m)
 	}
+	srv.WaitReady(t)
 	if m := expect(t, srv, "GET", "/health/ready", "", 200, ""); m["status"] != "ready" {
 		t.Fatal(m)
 	}

@@ -40,6 +40,7 @@ func TestRBAC(t *testing.T) {
 		t.Fatalf("anonymous: %d %v", status, h)
 	}
 	// Bypass paths need no credentials.
+	srv.WaitReady(t)
 	for _, p := range []string{"/health/live", "/health/ready", "/status", "/cluster-info", "/metrics"} {
 		if status, _, _ := call(t, "GET", srv.URL+p, ""); status != 200 {
 			t.Fatalf("%s: %d", p, status)

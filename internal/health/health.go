@@ -3,7 +3,10 @@
 package health
 
 import (
+	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -12,11 +15,12 @@ import (
 type State struct {
 	mu         sync.RWMutex
 	components map[string]string // name -> "" when ready, else the reason
+	changed    chan struct{}     // closed and replaced on every Set
 }
 
 // New returns a state where every named component is pending.
 func New(components ...string) *State {
-	s := &State{components: make(map[string]string, len(components))}
+	s := &State{components: make(map[string]string, len(components)), changed: make(chan struct{})}
 	for _, c := range components {
 		s.components[c] = c + " not checked yet"
 	}
@@ -27,11 +31,32 @@ func New(components ...string) *State {
 func (s *State) Set(component string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
 	if err == nil {
 		s.components[component] = ""
 		return
 	}
 	s.components[component] = component + ": " + err.Error()
+}
+
+// WaitReady returns once every component is ready, or the context's error
+// with the reasons still outstanding. It waits on Set, never polls.
+func (s *State) WaitReady(ctx context.Context) error {
+	for {
+		s.mu.RLock()
+		ch := s.changed
+		s.mu.RUnlock()
+		ready, reasons := s.Ready()
+		if ready {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: not ready: %s", ctx.Err(), strings.Join(reasons, "; "))
+		}
+	}
 }
 
 // Ready reports whether every component is ready, and the reasons (sorted

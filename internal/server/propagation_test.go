@@ -117,6 +117,7 @@ func call(t *testing.T, srv *servertest.Server, principal, method, path, body st
 func TestPropagationFailureIsNotReportedComplete(t *testing.T) {
 	st := openFaulty(t)
 	srv := servertest.Start(t, devMode, server.WithStore(st))
+	srv.WaitReady(t)
 	if resp, _ := call(t, srv, "root@example.com", "POST", "/v2/workspaces", `{"name":"ml"}`); resp.StatusCode != 201 {
 		t.Fatalf("create workspace: %d", resp.StatusCode)
 	}

@@ -403,6 +403,9 @@ func (s *Server) Syncer() *policysync.Syncer { return s.syncer }
 // Engine is the embedded policy engine.
 func (s *Server) Engine() *authz.Engine { return s.engine }
 
+// Health returns the readiness the server reports at /health/ready.
+func (s *Server) Health() *health.State { return s.health }
+
 // Run builds the server and serves on its configured address until ctx
 // is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server"
@@ -28,6 +29,18 @@ type Server struct {
 
 // Logs returns everything the server logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
+
+// WaitReady blocks until every component of the server reports ready
+// (the policy change feed connects a moment after the listener opens), or
+// fails the test after ten seconds with the reasons still outstanding.
+func (s *Server) WaitReady(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Server.Health().WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.Server.Store() }
