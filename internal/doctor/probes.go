@@ -178,7 +178,7 @@ func probeStripHeaders(ctx context.Context, e *env) ([]hardening.Finding, error)
 			details...), nil
 	case hardening.Warning:
 		return finding(hardening.Warning,
-			fmt.Sprintf("The ingress passes identity headers to nmp (%s); nmp refuses them because the sender is not in auth.trusted_proxies, but only that protects you.", strings.Join(bad, ", ")),
+			fmt.Sprintf("Identity headers sent through %s reach nmp (%s); nmp refuses them only because the sender is not in auth.trusted_proxies.", e.BaseURL, strings.Join(bad, ", ")),
 			"Strip the X-NMP-* headers at the ingress (nginx: proxy_set_header X-NMP-Principal-Id \"\"; etc.)",
 			details...), nil
 	}
@@ -190,7 +190,7 @@ func probeStripHeaders(ctx context.Context, e *env) ([]hardening.Finding, error)
 func judgeHeader(name string, a, base answer) (hardening.Severity, string) {
 	switch {
 	case a.Status == http.StatusUnauthorized && a.Code == "untrusted_identity_headers":
-		return hardening.Warning, "reached nmp, which refused it from an untrusted peer; strip it at the ingress"
+		return hardening.Warning, "reached nmp, which refused it from an untrusted peer"
 	case a.Status == base.Status && a.Code == base.Code:
 		return hardening.Pass, "same answer as without it: stripped"
 	case a.Status == http.StatusBadRequest && (strings.Contains(a.Detail, name) || (name == "X-NMP-Scopes" && a.Code == "invalid_scope")):
