@@ -1,7 +1,11 @@
 package cli_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/nmp-project/nmp/internal/doctor"
 	"github.com/nmp-project/nmp/internal/hardening"
 	"github.com/nmp-project/nmp/internal/server/servertest"
+	"github.com/nmp-project/nmp/internal/tlsconfig/tlstest"
 )
 
 // runDoctor runs nmp with env (and a fresh HOME).
@@ -154,4 +159,56 @@ func TestDoctorOutput(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDoctorOverTLS: doctor trusts the context's certificate authority
+// as the other commands do (https base URL: gateway.tls passes); without
+// it the checks that need the server are unknown, never pass.
+func TestDoctorOverTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	dir := t.TempDir()
+	certFile, keyFile := ca.Server(t, "nmp").Write(t, dir)
+	ln := servertest.Listen(t)
+	baseURL := "https://" + ln.Addr().String()
+	servertest.StartOn(t, ln, func(c *config.Config) {
+		c.Platform.BaseURL = baseURL
+		c.Service.TLS = config.TLSConfig{CertFile: certFile, KeyFile: keyFile}
+	})
+	tests := []struct {
+		name      string
+		cluster   string
+		discovery hardening.Severity
+	}{
+		{"trusted CA", fmt.Sprintf("certificate_authority_data: %q", base64.StdEncoding.EncodeToString(ca.CertPEM)), hardening.Error},
+		{"no CA", "certificate_authority: null", hardening.Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			content := fmt.Sprintf("current_context: tls\nclusters:\n  - {name: c, base_url: %q, %s}\nusers:\n  - {name: u, type: no-auth}\ncontexts:\n  - {name: tls, cluster: c, user: u}\n", baseURL, tt.cluster)
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := runDoctor(t, map[string]string{"NMP_CONFIG_FILE": path}, "doctor", "-o", "json")
+			var r hardening.Report
+			if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
+				t.Fatalf("%v\n%s%s", err, res.stdout, res.stderr)
+			}
+			sev := map[string]hardening.Finding{}
+			for _, f := range r.Findings {
+				sev[f.ID] = f
+			}
+			if f := sev["gateway.tls"]; f.Severity != hardening.Pass {
+				t.Fatalf("gateway.tls: %+v", f)
+			}
+			// The server runs with auth disabled: reached, discovery is an
+			// error; not reached, it is unknown.
+			if f := sev["validation.discovery"]; f.Severity != tt.discovery {
+				t.Fatalf("validation.discovery: %+v", f)
+			}
+			if tt.discovery == hardening.Unknown && !strings.Contains(sev["validation.discovery"].Seen, "certificate") {
+				t.Fatalf("the reason names the certificate problem: %+v", sev["validation.discovery"])
+			}
+		})
+	}
 }

@@ -158,7 +158,11 @@ func probeConfigFile(_ context.Context, e *env) ([]hardening.Finding, error) {
 			fmt.Sprintf("Move it out of the work tree (set %s or XDG_CONFIG_HOME)", clientconfig.EnvConfigFile))
 	}
 	if worst == hardening.Pass {
-		return finding(hardening.Pass, fmt.Sprintf("%s is private (0600, directory 0700), local and outside any git work tree.", path), ""), nil
+		modes := "private (0600, directory 0700)"
+		if runtime.GOOS == "windows" {
+			modes = "not checked for permissions (Windows)"
+		}
+		return finding(hardening.Pass, fmt.Sprintf("%s is %s, local and outside any git work tree.", path, modes), ""), nil
 	}
 	return finding(worst, fmt.Sprintf("The config file %s, which holds your tokens: %s.", path, strings.Join(details, "; ")),
 		strings.Join(fixes, "; "), details...), nil
