@@ -11,6 +11,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/cli/clientconfig"
 	"github.com/nmp-project/nmp/internal/cli/term"
+	"github.com/nmp-project/nmp/internal/client"
 	"github.com/nmp-project/nmp/internal/doctor"
 	"github.com/nmp-project/nmp/internal/hardening"
 )
@@ -81,6 +82,9 @@ func (a *App) doctorOptions(timeout time.Duration) (doctor.Options, error) {
 	hc, err := doctor.HTTPClient(s.CertificateAuthority, s.CertificateAuthorityData)
 	if err != nil {
 		return doctor.Options{}, LocalError(err)
+	}
+	if a.Global.Verbose {
+		hc.Transport = client.VerboseTransport(hc.Transport, a.Stderr)
 	}
 	o := doctor.Options{
 		BaseURL: s.BaseURL, HTTP: hc, Token: s.Token, AllowInsecureHTTP: a.Global.InsecureHTTP,

@@ -129,6 +129,15 @@ func TestDoctorOutput(t *testing.T) {
 			}
 		})
 	}
+	t.Run("verbose", func(t *testing.T) {
+		res := runDoctor(t, env, "doctor", "-v", "-o", "json")
+		if res.code != 0 || !strings.Contains(res.stderr, "GET "+srv.URL+"/apis/auth/v2/hardening -> ") {
+			t.Fatalf("exit %d, stderr:\n%s", res.code, res.stderr)
+		}
+		if strings.Contains(res.stdout+res.stderr, token) {
+			t.Fatal("the token is in the output")
+		}
+	})
 	t.Run("table", func(t *testing.T) {
 		res := runDoctor(t, env, "doctor")
 		if res.code != 0 {

@@ -156,9 +156,6 @@ func runProbe(ctx context.Context, e *env, p probe) []hardening.Finding {
 	case <-ctx.Done():
 		r.err = fmt.Errorf("timed out after %s", e.Timeout)
 	}
-	if r.err == nil && ctx.Err() != nil {
-		r.err = fmt.Errorf("timed out after %s", e.Timeout)
-	}
 	if r.err == nil && len(r.fs) == 0 {
 		r.err = fmt.Errorf("the check produced no result")
 	}
