@@ -182,7 +182,7 @@ func probeStripHeaders(ctx context.Context, e *env) ([]hardening.Finding, error)
 			"Strip the X-NMP-* headers at the ingress (nginx: proxy_set_header X-NMP-Principal-Id \"\"; etc.)",
 			details...), nil
 	}
-	return finding(hardening.Pass, fmt.Sprintf("Every identity header sent without a token through %s got the same answer as no header (%s): the ingress strips them.", e.BaseURL, base), "", details...), nil
+	return finding(hardening.Pass, fmt.Sprintf("Every identity header sent without a token through %s got the same answer as no header (%s): the ingress strips them before nmp.", e.BaseURL, base), "", details...), nil
 }
 
 // judgeHeader compares the answer to a request carrying an identity
@@ -191,8 +191,10 @@ func judgeHeader(name string, a, base answer) (hardening.Severity, string) {
 	switch {
 	case a.Status == http.StatusUnauthorized && a.Code == "untrusted_identity_headers":
 		return hardening.Warning, "reached nmp, which refused it from an untrusted peer"
-	case a.Status == base.Status && a.Code == base.Code:
+	case a.Status == base.Status && a.Code == base.Code && name == "X-NMP-Principal-Id":
 		return hardening.Pass, "same answer as without it: stripped"
+	case a.Status == base.Status && a.Code == base.Code:
+		return hardening.Pass, "same answer as without it: stripped, or ignored because X-NMP-Principal-Id was"
 	case a.Status == http.StatusBadRequest && (strings.Contains(a.Detail, name) || (name == "X-NMP-Scopes" && a.Code == "invalid_scope")):
 		return hardening.Error, "reached nmp, which read it as identity"
 	case a.Status >= 200 && a.Status < 300:
