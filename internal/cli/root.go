@@ -30,6 +30,7 @@ func NewRootCommand(app *App) *cobra.Command {
 	root.AddCommand(newQuickstartCommand(app))
 	root.AddCommand(newAuthCommand(app))
 	root.AddCommand(newDevIDPCommand(app))
+	root.AddCommand(newDoctorCommand(app))
 	return root
 }
 

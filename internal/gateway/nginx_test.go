@@ -2,77 +2,28 @@ package gateway_test
 
 import (
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nmp-project/nmp/internal/authn/oidctest"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/gateway"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
+	"github.com/nmp-project/nmp/internal/testenv/nginxtest"
 )
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer testenv.Close(t, ln)
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return nginxtest.FreeAddr(t) }
 
 // startNginx runs nginx with the documented configuration in front of
 // upstream, or skips when nginx is not installed (CI installs it).
 func startNginx(t *testing.T, upstream string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		testenv.Missing(t, "nginx", "not on PATH or in /usr/sbin")
-	}
-	prefix := t.TempDir()
-	listen := freeAddr(t)
-	conf, err := gateway.NginxConfig{Prefix: prefix, Listen: listen, Upstream: strings.TrimPrefix(upstream, "http://")}.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	confFile := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", prefix, "-c", confFile, "-e", filepath.Join(prefix, "error.log"))
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", listen)
-		if err == nil {
-			testenv.Close(t, c)
-			return "http://" + listen
-		}
-		if time.Now().After(deadline) {
-			logs, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
-			t.Fatalf("nginx did not start: %v\n%s\n%s", err, out, logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return nginxtest.Start(t, func(prefix, listen string) (string, error) {
+		return gateway.NginxConfig{Prefix: prefix, Listen: listen, Upstream: strings.TrimPrefix(upstream, "http://")}.Render()
+	})
 }
 
 func get(t *testing.T, url string, header ...string) (int, string) {
