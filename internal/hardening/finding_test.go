@@ -42,7 +42,7 @@ func TestParseSeverity(t *testing.T) {
 			}
 		})
 	}
-	if !(Unknown.Rank() > Info.Rank() && Unknown.Rank() < Warning.Rank()) {
+	if Unknown.Rank() <= Info.Rank() || Unknown.Rank() >= Warning.Rank() {
 		t.Fatal("an unknown outcome ranks above info and below warning")
 	}
 }
