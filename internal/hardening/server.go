@@ -2,6 +2,7 @@ package hardening
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/ident"
@@ -85,7 +87,9 @@ func (c *ServerChecks) Report(ctx context.Context) Report {
 		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{Timeout: c.ProbeTimeout}
+		// The redirect policy of token validation, so that "answers"
+		// means what the verifier will see.
+		c.Client = authn.NewIdPClient(c.ProbeTimeout, noDowngrade)
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter
@@ -120,6 +124,18 @@ func (c *ServerChecks) Report(ctx context.Context) Report {
 	r := Report{Findings: findings}
 	r.Sort()
 	return r
+}
+
+// noDowngrade follows at most 5 redirects and never from https to http
+// (as token validation does).
+func noDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return errors.New("redirect from https to http refused")
+	}
+	return nil
 }
 
 type binding struct{ principal, workspace, role string }
@@ -683,7 +699,8 @@ func (c *ServerChecks) checkClientSecret() Finding {
 
 // pathError drops the path from an *os.PathError (the finding names it).
 func pathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
