@@ -52,6 +52,8 @@ type Options struct {
 	Propagation Propagation
 	// PropagationTimeout bounds that wait (0: 30 s).
 	PropagationTimeout time.Duration
+	// Hardening is what the hardening report needs besides the above.
+	Hardening HardeningOptions
 }
 
 // Propagation is this process's policy propagation (policysync.Syncer).
@@ -78,6 +80,7 @@ type Server struct {
 	idp                *authn.DiscoveryCache
 	propagation        Propagation
 	propagationTimeout time.Duration
+	hardening          HardeningOptions
 	mux                *http.ServeMux
 }
 
@@ -99,7 +102,7 @@ func New(o Options) http.Handler {
 func newServer(o Options) *Server {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
-		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
+		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux()}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}
@@ -129,6 +132,7 @@ func (s *Server) routes() {
 	s.handle("GET "+auth+"/iam/role-bindings/{name}", s.getRoleBinding)
 	s.handle("DELETE "+auth+"/iam/role-bindings/{name}", s.deleteRoleBinding)
 	s.handle("GET "+BundlePath, s.opaBundle)
+	s.handle("GET "+HardeningPath, s.hardeningReport)
 
 	const ws = EntitiesPrefix + "/workspaces"
 	s.handle("GET "+ws, s.listWorkspaces)

@@ -71,6 +71,9 @@ type Server struct {
 	// auth.ext_authz.grpc_address is empty.
 	extAuthz         *extauthz.Server
 	extAuthzListener net.Listener // WithExtAuthzListener
+	// probeClient probes the OIDC issuers for the hardening report
+	// (WithProbeClient); nil: a default client.
+	probeClient *http.Client
 }
 
 // Option adjusts a Server (used by tests).
@@ -83,6 +86,10 @@ func WithClock(c store.Clock) Option { return func(s *Server) { s.clock = c } }
 // auth.ext_authz.grpc_address is set) serve on ln instead of listening on
 // that address (tests use a 127.0.0.1:0 listener).
 func WithExtAuthzListener(ln net.Listener) Option { return func(s *Server) { s.extAuthzListener = ln } }
+
+// WithProbeClient sets the client the hardening report probes the OIDC
+// issuers with (tests pass one trusting their certificate authority).
+func WithProbeClient(c *http.Client) Option { return func(s *Server) { s.probeClient = c } }
 
 // WithStore makes the server use st instead of opening the configured
 // database (tests inject failing stores this way). The server owns st
@@ -191,7 +198,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: propagationTimeout(cfg),
-		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle}
+		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle,
+		Hardening: api.HardeningOptions{Roles: doc.Roles, Client: s.probeClient, Now: s.clock}}
 	s.handler = api.New(apiOpts)
 	if addr := cfg.Auth.ExtAuthz.GRPCAddress; addr != "" {
 		if s.extAuthz, err = extauthz.New(extauthz.Options{Address: addr, Listener: s.extAuthzListener, Gateway: api.NewGateway(apiOpts), TLS: s.tls, // the same certificates (and client CA) as HTTPS

@@ -276,6 +276,17 @@ static_endpoints := {
 			],
 		},
 	},
+	"/apis/auth/v2/hardening": {
+		"get": {
+			"permissions": [
+				"platform.hardening.read",
+			],
+			"scopes": [
+				"auth:read",
+				"platform:read",
+			],
+		},
+	},
 	"/apis/auth/v2/self-check": {
 		"post": {
 			"permissions": [],
