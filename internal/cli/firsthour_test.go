@@ -114,7 +114,7 @@ func (q *quickstartProcess) stop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("quickstart did not stop after Ctrl-C; killed")
 		_ = q.cmd.Process.Kill()
-		<-q.done
+		t.Logf("quickstart killed: %v", <-q.done)
 	}
 }
 
