@@ -91,6 +91,9 @@ func New(o Options) http.Handler {
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	h = s.authorize(h) // ask the decision point about the identified caller
 	h = s.identify(h)  // establish the caller
+	// 405 for a method the router does not serve on a known path, before
+	// anyone is identified or asked
+	h = s.checkMethod(h)
 	h = limitBody(h)
 	h = s.observe(h)
 	h = s.canonicalize(h)

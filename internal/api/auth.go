@@ -210,12 +210,13 @@ func (s *Server) decisionAt(ctx context.Context, dp pdp.DecisionPoint, f reqFact
 	if err != nil {
 		return authz.Decision{}, s.pdpFailedAt(f, p, err)
 	}
-	return d, s.refuseDenied(f, p, d, method)
+	return d, s.refuseDenied(f, p, d, method, path)
 }
 
 // refuseDenied records the decision and turns a deny into the API's
-// refusal (400 invalid_scope, 401 without a principal, else 403).
-func (s *Server) refuseDenied(f reqFacts, p *authn.Principal, d authz.Decision, method string) error {
+// refusal (400 invalid_scope, 401 without a principal, else 403 saying
+// what the endpoint table asks of method and path: see forbidden).
+func (s *Server) refuseDenied(f reqFacts, p *authn.Principal, d authz.Decision, method, path string) error {
 	s.metrics.AuthzDecisions.WithLabelValues(boolLabel(d.Allowed), d.Reason).Inc()
 	if d.Allowed {
 		return nil
@@ -227,7 +228,7 @@ func (s *Server) refuseDenied(f reqFacts, p *authn.Principal, d authz.Decision, 
 	if p == nil || p.ID == "" {
 		return apierror.New(http.StatusUnauthorized, "unauthorized", "Unauthorized")
 	}
-	return apierror.New(http.StatusForbidden, "forbidden", "Forbidden")
+	return s.forbidden(p, d, method, path)
 }
 
 // pdpFailed logs a decision that could not be made (one security line)

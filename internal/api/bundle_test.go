@@ -169,7 +169,7 @@ func TestBundleDecidedInProcess(t *testing.T) {
 		{"no binding", "carol", "GET", bundlePath, 403, "forbidden"},
 		{"anonymous", "", "GET", bundlePath, 401, "unauthorized"},
 		{"other method, allowed", "root", "POST", bundlePath, 405, "method_not_allowed"},
-		{"other method, denied", "bob", "DELETE", bundlePath, 403, "forbidden"},
+		{"other method, no permission", "bob", "DELETE", bundlePath, 405, "method_not_allowed"},
 		{"escaped slash is another path", "root", "GET", "/apis/auth/v2/iam%2Fopa-bundle.tar.gz", 503, "pdp_unavailable"},
 		{"other path", "root", "GET", ws, 503, "pdp_unavailable"},
 	}

@@ -174,19 +174,44 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// dispatch routes the request, recording the matched pattern, and renders
-// unknown routes and methods as JSON errors.
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	_, pattern := s.mux.Handler(r)
-	if pattern == "" {
-		rec := &headerRecorder{header: http.Header{}}
-		h, _ := s.mux.Handler(r)
-		h.ServeHTTP(rec, r)
-		if rec.status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", rec.header.Get("Allow"))
-			s.writeError(w, r, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed"))
+// checkMethod answers 405 method_not_allowed, with Allow, to a method the
+// router does not serve on a path it knows, before the caller is
+// identified or authorized: the same answer for anonymous and
+// authenticated callers, auth on or off. Unknown paths go on (identify,
+// authorize, then 404 in dispatch). The gateway callout accepts any method
+// and decides about other services' paths, never this router's.
+func (s *Server) checkMethod(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow, ok := s.methodNotAllowed(r); ok {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "Method %s is not allowed on %s; allowed: %s",
+				r.Method, r.URL.EscapedPath(), allow))
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// methodNotAllowed reports whether the router knows the path but not the
+// method, with the Allow header the router would send.
+func (s *Server) methodNotAllowed(r *http.Request) (allow string, ok bool) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		return "", false
+	}
+	rec := &headerRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if rec.status != http.StatusMethodNotAllowed {
+		return "", false
+	}
+	return rec.header.Get("Allow"), true
+}
+
+// dispatch routes the request, recording the matched pattern, and renders
+// unknown routes as JSON errors.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" { // checkMethod answered unknown methods on known paths
 		s.writeError(w, r, apierror.New(http.StatusNotFound, "not_found", "Not Found"))
 		return
 	}

@@ -27,11 +27,12 @@ const (
 type Catalog struct {
 	roles       map[string]Role
 	permissions []string // sorted
+	endpoints   *endpointIndex
 }
 
 // NewCatalog returns the roles and permission ids of a policy document.
 func NewCatalog(d *Document) *Catalog {
-	return &Catalog{roles: d.Roles, permissions: d.PermissionIDs()}
+	return &Catalog{roles: d.Roles, permissions: d.PermissionIDs(), endpoints: compileCatalogEndpoints(d)}
 }
 
 // StaticCatalog returns the vocabulary of the embedded static data.

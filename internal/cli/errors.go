@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,6 +79,7 @@ func withCode(err error, code int) error {
 // errors.
 func report(w io.Writer, cmd *cobra.Command, err error, started bool) int {
 	var (
+		denied   *client.DeniedError
 		apiErr   *client.APIError
 		netErr   *client.NetworkError
 		respErr  *client.ResponseError
@@ -87,6 +89,9 @@ func report(w io.Writer, cmd *cobra.Command, err error, started bool) int {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(w, "Error: cancelled")
 		return ExitLocal
+	case errors.As(err, &denied):
+		fmt.Fprintf(w, "Error: %s (HTTP %d)\n", sanitizeLine(deniedMessage(denied)), denied.Status)
+		return ExitRemote
 	case errors.As(err, &apiErr):
 		fmt.Fprintf(w, "Error: %s (HTTP %d)\n", sanitize(apiErr.Detail), apiErr.Status)
 		if apiErr.Status == 401 {
@@ -112,6 +117,59 @@ func report(w io.Writer, cmd *cobra.Command, err error, started bool) int {
 		fmt.Fprintf(w, "Error: %s\n", sanitize(err.Error()))
 		return ExitLocal
 	}
+}
+
+// deniedMessage says, as kubectl does, who may not do what where:
+// "forbidden: bob@example.com may not POST /apis/entities/v2/workspaces/
+// default/members: permission workspaces.members.create missing in
+// workspace "default"". Reasons without a permission or scope list keep
+// the server's explanation.
+func deniedMessage(d *client.DeniedError) string {
+	who := cmp.Or(d.Email, d.Principal, "the caller")
+	msg := "forbidden: " + who + " may not"
+	if d.Method != "" {
+		msg += " " + d.Method + " " + d.Path
+	} else {
+		msg += " send this request"
+	}
+	switch {
+	case len(d.RequiredPermissions) > 0:
+		msg += ": " + missingPermissions(d.RequiredPermissions, d.Workspace)
+		if len(d.RequiredScopes) > 0 {
+			msg += ", or the token has none of the scopes " + strings.Join(d.RequiredScopes, ", ")
+		}
+	case d.Reason == "scope_missing" && len(d.RequiredScopes) > 0:
+		msg += ": the token has none of the scopes " + strings.Join(d.RequiredScopes, ", ")
+	default:
+		msg += ": " + cmp.Or(strings.TrimPrefix(d.Detail, "Forbidden: "), d.Reason) + " (" + d.Reason + ")"
+	}
+	return msg
+}
+
+// missingPermissions renders permissions grouped by the workspace each is
+// checked in ("w/p" is p in w): `permission p missing in workspace "w"`.
+func missingPermissions(perms []string, workspace string) string {
+	var order []string
+	byWS := map[string][]string{}
+	for _, perm := range perms {
+		ws, id := workspace, perm
+		if w, rest, ok := strings.Cut(perm, "/"); ok {
+			ws, id = w, rest
+		}
+		if _, seen := byWS[ws]; !seen {
+			order = append(order, ws)
+		}
+		byWS[ws] = append(byWS[ws], id)
+	}
+	parts := make([]string, 0, len(order))
+	for _, ws := range order {
+		noun := "permission"
+		if len(byWS[ws]) > 1 {
+			noun = "permissions"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s missing in workspace %q", noun, strings.Join(byWS[ws], ", "), ws))
+	}
+	return strings.Join(parts, " and ")
 }
 
 func usageHint(w io.Writer, cmd *cobra.Command) {

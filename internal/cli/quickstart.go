@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -126,17 +127,76 @@ func runQuickstartServer(cmd *cobra.Command, app *App, cfg *config.Config, log *
 	}); err != nil {
 		return errors.Join(err, ln.Close(), closeStore(srv))
 	}
-	fmt.Fprintf(app.Stderr, `
-nmp quickstart is running: platform %s, development IdP %s
-The client context %q is active. Sign in (passwords are in %s, mode 0600):
+	fmt.Fprint(app.Stderr, quickstartBanner(baseURL, cfg.Auth.OIDC.Issuer, usersFile, executableDir()))
+	return srv.Serve(cmd.Context(), ln)
+}
 
+// quickstartBanner is what quickstart prints once it serves: where it
+// runs, the two lines that make the platform's address (BASE_URL) and this
+// nmp binary (PATH) available to the commands below in another terminal,
+// how to sign in, and the production-hardening checklist's Deployment
+// Validation, to paste as it is written there. binDir is the directory of
+// the running binary ("" when unknown: no PATH line).
+func quickstartBanner(baseURL, issuer, usersFile, binDir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+nmp quickstart is running: platform %s, development IdP %s
+The client context %q is active. Passwords are in %s (mode 0600).
+
+In another terminal:
+
+  export BASE_URL=%s
+`, baseURL, issuer, quickstartContext, usersFile, baseURL)
+	if binDir != "" {
+		fmt.Fprintf(&b, "  export PATH=\"%s:$PATH\"\n", escapeDoubleQuoted(binDir))
+	}
+	b.WriteString(`
   nmp auth login                      # device code: open the printed URL and sign in as alice, bob or admin
   nmp auth login --username alice     # password grant; prompts for the password
   nmp workspaces list
 
-Press Ctrl-C to stop.
-`, baseURL, cfg.Auth.OIDC.Issuer, quickstartContext, usersFile)
-	return srv.Serve(cmd.Context(), ln)
+Deployment validation (production-hardening checklist):
+
+`)
+	for _, line := range deploymentValidation {
+		b.WriteString("  " + line + "\n")
+	}
+	b.WriteString("\nPress Ctrl-C to stop.\n")
+	return b.String()
+}
+
+// deploymentValidation are the three checks of the production-hardening
+// checklist's Deployment Validation, command for command as the checklist
+// writes them, with the expected result as a comment.
+var deploymentValidation = []string{
+	`curl -s ${BASE_URL}/apis/auth/discovery | python -m json.tool      # "auth_enabled": true`,
+	`curl -s -o /dev/null -w "%{http_code}" ${BASE_URL}/v2/workspaces   # 401`,
+	`nmp auth login`,
+	`nmp workspaces list                                                # success`,
+}
+
+// executableDir is the directory of the running binary when it is called
+// nmp (so that the directory on PATH provides the nmp command), else "".
+func executableDir() string {
+	exe, err := os.Executable()
+	if err != nil || strings.TrimSuffix(filepath.Base(exe), ".exe") != "nmp" {
+		return ""
+	}
+	return filepath.Dir(exe)
+}
+
+// escapeDoubleQuoted escapes s for a POSIX shell's double quotes, inside
+// which only \, ", $ and ` keep a special meaning.
+func escapeDoubleQuoted(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '\\', '"', '$', '`':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // closeStore closes the store of a server that will not serve (Serve

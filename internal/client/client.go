@@ -205,6 +205,13 @@ func decodeAPIError(resp *http.Response) error {
 	var body struct {
 		Detail json.RawMessage `json:"detail"`
 		Code   string          `json:"code"`
+		// A 403's explanation (DeniedError).
+		Reason              string   `json:"reason"`
+		Principal           string   `json:"principal"`
+		Email               string   `json:"email"`
+		RequiredPermissions []string `json:"required_permissions"`
+		Workspace           string   `json:"workspace"`
+		RequiredScopes      []string `json:"required_scopes"`
 	}
 	if json.Unmarshal(raw, &body) == nil {
 		apiErr.Code = body.Code
@@ -218,6 +225,14 @@ func decodeAPIError(resp *http.Response) error {
 		if apiErr.Detail == "" {
 			apiErr.Detail = "HTTP error"
 		}
+	}
+	if resp.StatusCode == http.StatusForbidden && body.Reason != "" {
+		d := &DeniedError{APIError: apiErr, Reason: body.Reason, Principal: body.Principal, Email: body.Email,
+			RequiredPermissions: body.RequiredPermissions, Workspace: body.Workspace, RequiredScopes: body.RequiredScopes}
+		if resp.Request != nil && resp.Request.URL != nil {
+			d.Method, d.Path = resp.Request.Method, resp.Request.URL.EscapedPath()
+		}
+		return d
 	}
 	return apiErr
 }

@@ -20,6 +20,28 @@ type APIError struct {
 // Error returns the server's detail message.
 func (e *APIError) Error() string { return e.Detail }
 
+// DeniedError is a 403 whose body explains the refusal: the server's
+// reason, the caller as the server identified it, and what the endpoint
+// asks (permissions in a workspace, or scopes). It wraps the *APIError,
+// so errors.As finds either.
+type DeniedError struct {
+	*APIError
+	// Method and Path are the refused request's (Path escaped, no query).
+	Method, Path string
+	// Reason is the decision point's rule, e.g. permission_missing.
+	Reason string
+	// Principal and Email are the caller as the server identified it.
+	Principal, Email string
+	// RequiredPermissions are checked in Workspace ("w/p": in w).
+	RequiredPermissions []string
+	Workspace           string
+	// RequiredScopes: a token with colon scopes needs one of them.
+	RequiredScopes []string
+}
+
+// Unwrap returns the underlying API error.
+func (e *DeniedError) Unwrap() error { return e.APIError }
+
 // NetworkError is a request that got no HTTP response: connection refused,
 // DNS failure, TLS failure, timeout or cancellation.
 type NetworkError struct {
