@@ -173,7 +173,7 @@ func TestDoctorOutput(t *testing.T) {
 }
 
 // TestDoctorOverTLS: doctor trusts the context's certificate authority
-// as the other commands do (https base URL: gateway.tls passes); without
+// as the other commands do (https base URL: gateway.base_url_https passes); without
 // it the checks that need the server are unknown, never pass.
 func TestDoctorOverTLS(t *testing.T) {
 	ca := tlstest.NewCA(t, "test CA")
@@ -209,8 +209,8 @@ func TestDoctorOverTLS(t *testing.T) {
 			for _, f := range r.Findings {
 				sev[f.ID] = f
 			}
-			if f := sev["gateway.tls"]; f.Severity != hardening.Pass {
-				t.Fatalf("gateway.tls: %+v", f)
+			if f := sev["gateway.base_url_https"]; f.Severity != hardening.Pass {
+				t.Fatalf("gateway.base_url_https: %+v", f)
 			}
 			// The server runs with auth disabled: reached, discovery is an
 			// error; not reached, it is unknown.

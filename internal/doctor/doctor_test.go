@@ -134,7 +134,7 @@ func TestAgainstServer(t *testing.T) {
 				}
 			}
 			want(t, r, "authn.issuer_https", hardening.Info, iss.URL, "loopback")
-			want(t, r, "gateway.tls", hardening.Info, "loopback")
+			want(t, r, "gateway.base_url_https", hardening.Info, "loopback")
 			want(t, r, "validation.clock_skew", hardening.Pass)
 		}},
 	}
@@ -425,7 +425,7 @@ func TestServerReport(t *testing.T) {
 	t.Run("token not sent over plain http", func(t *testing.T) {
 		r := run(t, doctor.Options{BaseURL: "http://nmp.invalid", Token: "tok-5f0c2b", Timeout: time.Second})
 		want(t, r, "server.report", hardening.Unknown, "not sent")
-		want(t, r, "gateway.tls", hardening.Error, "clear text")
+		want(t, r, "gateway.base_url_https", hardening.Error, "clear text")
 	})
 }
 

@@ -22,7 +22,7 @@ const (
 	idUnauthenticated = "validation.unauthenticated"
 	idClockSkew       = "validation.clock_skew"
 	idStripHeaders    = "gateway.strip_headers"
-	idTLS             = "gateway.tls"
+	idTLS             = "gateway.base_url_https"
 	idIssuerHTTPS     = "authn.issuer_https"
 	idPasswordGrant   = "authn.password_grant"
 	idTokenLifetime   = "authn.token_lifetime"
