@@ -14,6 +14,7 @@ import (
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
+	"github.com/nmp-project/nmp/internal/lastseen"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/policysync"
@@ -52,6 +53,9 @@ type Options struct {
 	Propagation Propagation
 	// PropagationTimeout bounds that wait (0: 30 s).
 	PropagationTimeout time.Duration
+	// LastSeen records each authenticated caller's request time (nil:
+	// nothing is recorded).
+	LastSeen *lastseen.Recorder
 }
 
 // Propagation is this process's policy propagation (policysync.Syncer).
@@ -79,6 +83,7 @@ type Server struct {
 	propagation        Propagation
 	propagationTimeout time.Duration
 	mux                *http.ServeMux
+	lastSeen           *lastseen.Recorder
 }
 
 // New builds the API handler with its full middleware chain.
@@ -99,7 +104,7 @@ func New(o Options) http.Handler {
 func newServer(o Options) *Server {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
-		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux()}
+		propagationTimeout: o.PropagationTimeout, mux: http.NewServeMux(), lastSeen: o.LastSeen}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}
