@@ -129,11 +129,15 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
 	return s.writeMember(w, r, http.StatusCreated, ch.Member)
 }
 
-// writeMember answers with one member and its last-seen time.
+// writeMember answers a committed member write with the member and its
+// last-seen time. The write stands whatever happens here, so a failed
+// read of the time is logged and answered as null rather than as an
+// error the client would retry.
 func (s *Server) writeMember(w http.ResponseWriter, r *http.Request, status int, m store.Member) error {
 	views, err := s.memberViews(r.Context(), m)
 	if err != nil {
-		return err
+		s.log.WarnContext(r.Context(), "reading the last-seen time failed; answered as null", "request_id", requestID(r.Context()), "error", err)
+		views = []memberView{{Member: m}}
 	}
 	writeJSON(w, status, views[0])
 	return nil

@@ -145,11 +145,17 @@ func (s *Server) bindingViews(ctx context.Context, bindings ...store.RoleBinding
 	return out, nil
 }
 
-// writeBinding answers with one binding and its last-seen time.
+// writeBinding answers with one binding and its last-seen time. After a
+// committed create, a failed read of the time is logged and answered as
+// null (the write stands); a plain read fails with it.
 func (s *Server) writeBinding(w http.ResponseWriter, r *http.Request, status int, b store.RoleBinding) error {
 	views, err := s.bindingViews(r.Context(), b)
-	if err != nil {
+	if err != nil && status != http.StatusCreated {
 		return err
+	}
+	if err != nil {
+		s.log.WarnContext(r.Context(), "reading the last-seen time failed; answered as null", "request_id", requestID(r.Context()), "error", err)
+		views = []bindingView{{RoleBinding: b}}
 	}
 	writeJSON(w, status, views[0])
 	return nil

@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/server"
+	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
 	"github.com/nmp-project/nmp/internal/testenv"
@@ -135,5 +139,67 @@ func TestLastSeenWritesAndShutdown(t *testing.T) {
 	}
 	if want := store.NewTimestamp(last); !got["alice@example.com"].Equal(want.Time) {
 		t.Fatalf("after restart: %v, want %s", got, want)
+	}
+}
+
+// lastSeenFaults is a real store whose last-seen reads and writes can be
+// made to fail, as when the database stops answering.
+type lastSeenFaults struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *lastSeenFaults) RecordLastSeen(ctx context.Context, seen []store.Sighting) error {
+	if f.fail.Load() {
+		return errInjected
+	}
+	return f.Store.RecordLastSeen(ctx, seen)
+}
+
+func (f *lastSeenFaults) LastSeen(ctx context.Context, principals []string) (map[string]store.Timestamp, error) {
+	if f.fail.Load() {
+		return nil, errInjected
+	}
+	return f.Store.LastSeen(ctx, principals)
+}
+
+// TestLastSeenFailures: while last-seen times cannot be read or written,
+// a member write still succeeds (its time answered as null), a list
+// fails rather than showing wrong times, and a failed write of the times
+// makes /health/ready fail until a later write succeeds, which then
+// stores the times held back.
+func TestLastSeenFailures(t *testing.T) {
+	st := &lastSeenFaults{Store: openFaulty(t).Store}
+	srv := servertest.Start(t, devMode, server.WithStore(st))
+	srv.WaitReady(t)
+	if resp, _ := call(t, srv, "root@example.com", "POST", "/v2/workspaces", `{"name":"ml"}`); resp.StatusCode != 201 {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+
+	st.fail.Store(true)
+	resp, m := call(t, srv, "root@example.com", "POST", "/v2/workspaces/ml/members", `{"principal":"bob","roles":["Viewer"]}`)
+	if resp.StatusCode != 201 || m["principal"] != "bob" || m["last_seen_at"] != nil {
+		t.Fatalf("member write while times are unreadable: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := call(t, srv, "root@example.com", "GET", "/v2/workspaces/ml/members", ""); resp.StatusCode != 500 {
+		t.Fatalf("member list while times are unreadable: %d, want 500", resp.StatusCode)
+	}
+	if err := srv.Server.LastSeen().Flush(context.Background()); !errors.Is(err, errInjected) {
+		t.Fatalf("flush: %v, want the injected failure", err)
+	}
+	if resp, body := call(t, srv, "", "GET", "/health/ready", ""); resp.StatusCode != 503 || !strings.Contains(fmt.Sprint(body), "last seen") {
+		t.Fatalf("ready while times cannot be written: %d %v", resp.StatusCode, body)
+	}
+
+	st.fail.Store(false)
+	if err := srv.Server.LastSeen().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitReady(t)
+	_, m = call(t, srv, "root@example.com", "GET", "/v2/workspaces/ml/members", "")
+	for _, it := range m["data"].([]any) {
+		if mem := it.(map[string]any); mem["principal"] == "root@example.com" && mem["last_seen_at"] == nil {
+			t.Fatalf("root's time held back during the failure was not written: %v", m)
+		}
 	}
 }
