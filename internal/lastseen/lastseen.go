@@ -34,8 +34,8 @@ type Writer interface {
 	RecordLastSeen(ctx context.Context, seen []store.Sighting) error
 }
 
-// Reporter receives the result of each write that follows a failure, and
-// every failure (health.State.Set).
+// Reporter receives every failed write and the first successful write
+// after a failure (health.State.Set).
 type Reporter interface {
 	Set(component string, err error)
 }
