@@ -14,6 +14,7 @@ import (
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/health"
+	"github.com/nmp-project/nmp/internal/lastseen"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/policysync"
@@ -54,6 +55,9 @@ type Options struct {
 	PropagationTimeout time.Duration
 	// Hardening is what the hardening report needs besides the above.
 	Hardening HardeningOptions
+	// LastSeen records each authenticated caller's request time (nil:
+	// nothing is recorded).
+	LastSeen *lastseen.Recorder
 }
 
 // Propagation is this process's policy propagation (policysync.Syncer).
@@ -82,6 +86,7 @@ type Server struct {
 	propagationTimeout time.Duration
 	hardening          HardeningOptions
 	mux                *http.ServeMux
+	lastSeen           *lastseen.Recorder
 }
 
 // New builds the API handler with its full middleware chain.
@@ -105,7 +110,7 @@ func New(o Options) http.Handler {
 func newServer(o Options) *Server {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
-		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux()}
+		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}

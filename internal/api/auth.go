@@ -93,6 +93,7 @@ func (s *Server) identify(next http.Handler) http.Handler {
 		info(r.Context()).preauthorized = id.Authorized
 		if id.Principal != nil {
 			r = r.WithContext(authn.WithPrincipal(r.Context(), id.Principal))
+			s.lastSeen.SeenCaller(id.Principal)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -147,6 +147,7 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 	} else if req.RequireToken {
 		return GatewayResult{}, s.refusedAt(req.log, authn.MissingToken())
 	}
+	s.lastSeen.SeenCaller(p) // nil (anonymous) records nothing
 	if !req.Authorize {
 		return GatewayResult{Principal: p}, nil
 	}

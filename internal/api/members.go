@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sort"
 
 	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/ident"
+	"github.com/nmp-project/nmp/internal/store"
 )
 
 // checkRoles validates a role list for the members API: non-empty, every
@@ -48,8 +51,57 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": members})
+	views, err := s.memberViews(r.Context(), members...)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": views})
 	return nil
+}
+
+// memberView is a member as the API shows it: the store's member and
+// when the principal last made an authenticated request.
+type memberView struct {
+	store.Member
+	// LastSeenAt is null when never seen, and always for "*" and groups
+	// (which are never recorded).
+	LastSeenAt *store.Timestamp `json:"last_seen_at"`
+}
+
+// memberViews adds the last-seen times to members, read in one query.
+func (s *Server) memberViews(ctx context.Context, members ...store.Member) ([]memberView, error) {
+	seen, err := s.lastSeenOf(ctx, len(members), func(i int) string { return members[i].Principal })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]memberView, len(members))
+	for i, m := range members {
+		out[i] = memberView{Member: m, LastSeenAt: seen(m.Principal)}
+	}
+	return out, nil
+}
+
+// lastSeenOf reads the last-seen times of n principals (principal(i)) in
+// one query and returns a lookup that is nil for "*" and for principals
+// never seen.
+func (s *Server) lastSeenOf(ctx context.Context, n int, principal func(i int) string) (func(string) *store.Timestamp, error) {
+	principals := make([]string, 0, n)
+	for i := range n {
+		if p := principal(i); p != ident.Wildcard {
+			principals = append(principals, p)
+		}
+	}
+	slices.Sort(principals)
+	times, err := s.store.LastSeen(ctx, slices.Compact(principals))
+	if err != nil {
+		return nil, err
+	}
+	return func(p string) *store.Timestamp {
+		if t, ok := times[p]; ok && p != ident.Wildcard {
+			return &t
+		}
+		return nil
+	}, nil
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
@@ -74,7 +126,20 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.policyChanged(w, r, ch.Revision, wait, roleChange{held: heldRoles(ws, principal, ch.Member.Roles)})
-	writeJSON(w, http.StatusCreated, ch.Member)
+	return s.writeMember(w, r, http.StatusCreated, ch.Member)
+}
+
+// writeMember answers a committed member write with the member and its
+// last-seen time. The write stands whatever happens here, so a failed
+// read of the time is logged and answered as null rather than as an
+// error the client would retry.
+func (s *Server) writeMember(w http.ResponseWriter, r *http.Request, status int, m store.Member) error {
+	views, err := s.memberViews(r.Context(), m)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "reading the last-seen time failed; answered as null", "request_id", requestID(r.Context()), "error", err)
+		views = []memberView{{Member: m}}
+	}
+	writeJSON(w, status, views[0])
 	return nil
 }
 
@@ -104,8 +169,7 @@ func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.policyChanged(w, r, ch.Revision, wait, roleChange{held: heldRoles(ws, principal, ch.Member.Roles), revoked: true})
-	writeJSON(w, http.StatusOK, ch.Member)
-	return nil
+	return s.writeMember(w, r, http.StatusOK, ch.Member)
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {

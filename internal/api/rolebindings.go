@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/nmp-project/nmp/internal/apierror"
@@ -61,10 +62,12 @@ func (s *Server) listRoleBindings(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if page.Items == nil {
-		page.Items = []store.RoleBinding{}
+	views, err := s.bindingViews(r.Context(), page.Items...)
+	if err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, pageBody(page, q.Sort, q.Filter))
+	writeJSON(w, http.StatusOK, pageBody(store.Page[bindingView]{Items: views, Page: page.Page, PageSize: page.PageSize,
+		TotalResults: page.TotalResults}, q.Sort, q.Filter))
 	return nil
 }
 
@@ -118,7 +121,43 @@ func (s *Server) createRoleBinding(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	s.policyChanged(w, r, b.Revision, wait, roleChange{held: heldRoles(b.Workspace, b.Principal, []string{b.Role})})
-	writeJSON(w, http.StatusCreated, b)
+	return s.writeBinding(w, r, http.StatusCreated, b)
+}
+
+// bindingView is a role binding as the API shows it: the stored binding
+// and when its principal last made an authenticated request (null when
+// never seen, and always for "*" and groups).
+type bindingView struct {
+	store.RoleBinding
+	LastSeenAt *store.Timestamp `json:"last_seen_at"`
+}
+
+// bindingViews adds the last-seen times to bindings, read in one query.
+func (s *Server) bindingViews(ctx context.Context, bindings ...store.RoleBinding) ([]bindingView, error) {
+	seen, err := s.lastSeenOf(ctx, len(bindings), func(i int) string { return bindings[i].Principal })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bindingView, len(bindings))
+	for i, b := range bindings {
+		out[i] = bindingView{RoleBinding: b, LastSeenAt: seen(b.Principal)}
+	}
+	return out, nil
+}
+
+// writeBinding answers with one binding and its last-seen time. After a
+// committed create, a failed read of the time is logged and answered as
+// null (the write stands); a plain read fails with it.
+func (s *Server) writeBinding(w http.ResponseWriter, r *http.Request, status int, b store.RoleBinding) error {
+	views, err := s.bindingViews(r.Context(), b)
+	if err != nil && status != http.StatusCreated {
+		return err
+	}
+	if err != nil {
+		s.log.WarnContext(r.Context(), "reading the last-seen time failed; answered as null", "request_id", requestID(r.Context()), "error", err)
+		views = []bindingView{{RoleBinding: b}}
+	}
+	writeJSON(w, status, views[0])
 	return nil
 }
 
@@ -142,8 +181,7 @@ func (s *Server) getRoleBinding(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, b)
-	return nil
+	return s.writeBinding(w, r, http.StatusOK, b)
 }
 
 func (s *Server) deleteRoleBinding(w http.ResponseWriter, r *http.Request) error {

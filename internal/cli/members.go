@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/client"
 	"github.com/spf13/cobra"
@@ -23,11 +26,25 @@ func newMembersCommand(app *App) *cobra.Command {
 }
 
 func newMembersListCommand(app *App, workspace *string) *cobra.Command {
-	return &cobra.Command{
+	var stale string
+	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the members of a workspace",
-		Args:  cobra.NoArgs,
+		Short: "List the members of a workspace and when each was last seen",
+		Long: "List the members of a workspace. LAST SEEN is when the principal last made an authenticated\n" +
+			"request (recorded at most once per auth.last_seen_interval_seconds, so accurate to that window).\n" +
+			"--stale lists only the members not seen for that long, never-seen members included; the\n" +
+			"wildcard \"*\" is left out.",
+		Example: "  nmp members list --workspace ml-team\n  nmp members list --workspace ml-team --stale 90d",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var staleFor time.Duration
+			if cmd.Flags().Changed("stale") {
+				d, err := parseAge(stale)
+				if err != nil {
+					return UsageErrorf("--stale: %v", err)
+				}
+				staleFor = d
+			}
 			ws, err := app.Workspace(*workspace)
 			if err != nil {
 				return err
@@ -40,11 +57,83 @@ func newMembersListCommand(app *App, workspace *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			now := time.Now()
+			if staleFor > 0 {
+				members = staleMembers(members, now.Add(-staleFor))
+			}
 			if members == nil {
 				members = []client.Member{}
 			}
-			return app.Render(members, memberTable(members...))
+			return app.Render(members, memberTable(now, members...))
 		},
+	}
+	cmd.Flags().StringVar(&stale, "stale", "", "only members not seen for this long (e.g. 90d, 12h, 2w; units s, m, h, d, w); never-seen members count as stale, \"*\" is left out")
+	return cmd
+}
+
+// parseAge reads a --stale age: a whole number of days ("90d") or weeks
+// ("2w"), or a Go duration ("12h", "1h30m"); it must be positive.
+func parseAge(s string) (time.Duration, error) {
+	const maxDays = 100 * 366
+	bad := fmt.Errorf("invalid age %q: want a positive duration such as 90d, 12h or 2w", s)
+	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
+		days, err := strconv.Atoi(s[:n-1])
+		if err != nil || days <= 0 || s[0] == '+' {
+			return 0, bad
+		}
+		if s[n-1] == 'w' {
+			days *= 7
+		}
+		if days > maxDays {
+			return 0, fmt.Errorf("invalid age %q: at most %d days", s, maxDays)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+// staleMembers keeps the members not seen since cutoff: never seen, or
+// last seen before it. The wildcard "*" is never stale (it stands for
+// every authenticated caller).
+func staleMembers(members []client.Member, cutoff time.Time) []client.Member {
+	var out []client.Member
+	for _, m := range members {
+		if m.Principal == "*" {
+			continue
+		}
+		if m.LastSeenAt != nil {
+			if at, err := time.Parse(time.RFC3339Nano, *m.LastSeenAt); err == nil && !at.Before(cutoff) {
+				continue
+			}
+		}
+		out = append(out, m) // never seen, seen before cutoff, or an unreadable time: shown
+	}
+	return out
+}
+
+// lastSeenAge renders a last_seen_at for the table: "never", "just now",
+// "5m ago", "3h ago", "12d ago"; an unreadable value is shown as is.
+func lastSeenAge(at *string, now time.Time) string {
+	if at == nil {
+		return "never"
+	}
+	t, err := time.Parse(time.RFC3339Nano, *at)
+	if err != nil {
+		return *at
+	}
+	switch d := now.Sub(t); {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + "h ago"
+	default:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d ago"
 	}
 }
 
@@ -112,7 +201,7 @@ func newMembersCreateCommand(app *App, workspace *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return app.Render(m, memberTable(*m))
+			return app.Render(m, memberTable(time.Now(), *m))
 		},
 	}
 	t.register(cmd, true)
@@ -134,7 +223,7 @@ func newMembersUpdateCommand(app *App, workspace *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return app.Render(m, memberTable(*m))
+			return app.Render(m, memberTable(time.Now(), *m))
 		},
 	}
 	t.register(cmd, true)
@@ -163,10 +252,14 @@ func newMembersDeleteCommand(app *App, workspace *string) *cobra.Command {
 	return cmd
 }
 
-func memberTable(items ...client.Member) Table {
-	t := Table{Header: []string{"PRINCIPAL", "ROLES", "GRANTED_AT", "GRANTED_BY"}}
+func memberTable(now time.Time, items ...client.Member) Table {
+	t := Table{Header: []string{"PRINCIPAL", "ROLES", "GRANTED_AT", "GRANTED_BY", "LAST SEEN"}}
 	for _, m := range items {
-		t.Rows = append(t.Rows, []string{m.Principal, strings.Join(m.Roles, ","), formatTime(m.GrantedAt), deref(m.GrantedBy)})
+		seen := lastSeenAge(m.LastSeenAt, now)
+		if m.Principal == "*" {
+			seen = "" // everyone: no time of its own
+		}
+		t.Rows = append(t.Rows, []string{m.Principal, strings.Join(m.Roles, ","), formatTime(m.GrantedAt), deref(m.GrantedBy), seen})
 	}
 	return t
 }

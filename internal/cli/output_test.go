@@ -28,9 +28,9 @@ func TestTableOutput(t *testing.T) {
 			name: "members list",
 			args: []string{"members", "list", "-w", "ml-team"},
 			want: "" +
-				"PRINCIPAL         ROLES           GRANTED_AT             GRANTED_BY\n" +
-				"*                 Editor,Viewer   2026-01-02T03:04:05Z   alice@example.com\n" +
-				"bob@example.com   Viewer          2026-01-03T00:00:00Z   -\n",
+				"PRINCIPAL         ROLES           GRANTED_AT             GRANTED_BY          LAST SEEN\n" +
+				"*                 Editor,Viewer   2026-01-02T03:04:05Z   alice@example.com   -\n" +
+				"bob@example.com   Viewer          2026-01-03T00:00:00Z   -                   never\n",
 		},
 		{
 			name: "workspace get",

@@ -22,6 +22,9 @@ type Member struct {
 	Roles     []string `json:"roles" yaml:"roles"`
 	GrantedAt string   `json:"granted_at" yaml:"granted_at"`
 	GrantedBy *string  `json:"granted_by" yaml:"granted_by"`
+	// LastSeenAt is when the principal last made an authenticated
+	// request (null: never, and always for "*" and groups).
+	LastSeenAt *string `json:"last_seen_at" yaml:"last_seen_at"`
 }
 
 // DeleteResponse is the body of a successful DELETE.

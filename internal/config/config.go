@@ -72,6 +72,9 @@ type AuthConfig struct {
 	TrustedProxies                           []string `yaml:"trusted_proxies"`
 	AuthenticateAuthorize                    bool     `yaml:"authenticate_authorize"`
 	ExtraAuthzDataFiles                      []string `yaml:"extra_authz_data_files"`
+	// LastSeenIntervalSeconds is the last-seen window: at most one write
+	// per principal per window; 0 disables recording.
+	LastSeenIntervalSeconds int `yaml:"last_seen_interval_seconds"`
 
 	ExtAuthz     ExtAuthzConfig     `yaml:"ext_authz"`
 	OIDC         OIDCConfig         `yaml:"oidc"`
@@ -246,6 +249,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			DefaultWorkspace:                         "default",
 			TrustedProxies:                           []string{},
 			ExtraAuthzDataFiles:                      []string{},
+			LastSeenIntervalSeconds:                  300,
 			OIDC: OIDCConfig{
 				AdditionalIssuers:             []string{},
 				SubjectClaim:                  "sub",

@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 		{"auth.trusted_proxies", c.Auth.TrustedProxies, []string{}},
 		{"auth.authenticate_authorize", c.Auth.AuthenticateAuthorize, false},
 		{"auth.extra_authz_data_files", c.Auth.ExtraAuthzDataFiles, []string{}},
+		{"auth.last_seen_interval_seconds", c.Auth.LastSeenIntervalSeconds, 300},
 		{"auth.ext_authz.grpc_address", c.Auth.ExtAuthz.GRPCAddress, ""},
 		{"auth.oidc.enabled", c.Auth.OIDC.Enabled, false},
 		{"auth.oidc.issuer", c.Auth.OIDC.Issuer, ""},

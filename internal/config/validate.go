@@ -123,6 +123,7 @@ func (c *Config) validateAuth(p *problems) {
 	positive(p, "auth.propagation_poll_interval_seconds", a.PropagationPollIntervalSeconds)
 	atLeast(p, "auth.propagation_timeout_seconds", a.PropagationTimeoutSeconds, 0)
 	inRange(p, "auth.token_leeway_seconds", a.TokenLeewaySeconds, 0, 300)
+	inRange(p, "auth.last_seen_interval_seconds", a.LastSeenIntervalSeconds, 0, 86400)
 	if a.AdminEmail != nil && !ident.ValidEmail(*a.AdminEmail) {
 		p.errorf("auth.admin_email", "invalid email address %q", *a.AdminEmail)
 	}

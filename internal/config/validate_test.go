@@ -132,6 +132,10 @@ func TestValidateErrors(t *testing.T) {
 			[]string{
 				"auth.propagation_poll_interval_seconds: must be a positive number of seconds, got +Inf",
 			}},
+		{"negative last-seen interval", func(c *Config) { c.Auth.LastSeenIntervalSeconds = -1 },
+			[]string{"auth.last_seen_interval_seconds: must be between 0 and 86400, got -1"}},
+		{"last-seen interval over a day", func(c *Config) { c.Auth.LastSeenIntervalSeconds = 86401 },
+			[]string{"auth.last_seen_interval_seconds: must be between 0 and 86400, got 86401"}},
 		{"negative intervals", func(c *Config) {
 			c.Auth.BundleCacheSeconds = -1
 			c.Auth.PropagationTimeoutSeconds = -1

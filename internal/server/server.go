@@ -26,6 +26,7 @@ import (
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/extauthz"
 	"github.com/nmp-project/nmp/internal/health"
+	"github.com/nmp-project/nmp/internal/lastseen"
 	"github.com/nmp-project/nmp/internal/lifecycle"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
@@ -74,6 +75,8 @@ type Server struct {
 	// probeClient probes the OIDC issuers for the hardening report
 	// (WithProbeClient); nil: a default client.
 	probeClient *http.Client
+	// lastSeen records callers' request times and writes them in batches.
+	lastSeen *lastseen.Recorder
 }
 
 // Option adjusts a Server (used by tests).
@@ -194,11 +197,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.bundle = bundle.New(bundle.Options{Source: s.engine, Changes: s.syncer, CacheSeconds: cfg.Auth.BundleCacheSeconds,
 		Registerer: s.metrics.Registry(), Log: log})
+	s.lastSeen = lastseen.New(lastseen.Options{Store: st, Interval: time.Duration(cfg.Auth.LastSeenIntervalSeconds) * time.Second,
+		Clock: s.clock, Log: log, Health: s.health, StopTimeout: time.Duration(cfg.Service.ShutdownTimeoutSeconds) * time.Second})
 	apiOpts := api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
 		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: propagationTimeout(cfg),
-		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle,
+		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle, LastSeen: s.lastSeen,
 		Hardening: api.HardeningOptions{Roles: doc.Roles, Client: s.probeClient, Now: s.clock}}
 	s.handler = api.New(apiOpts)
 	if addr := cfg.Auth.ExtAuthz.GRPCAddress; addr != "" {
@@ -283,6 +288,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		background = append(background, s.opaMonitor())
 		defer s.opa.CloseIdleConnections()
 	}
+	// Stopped after the listeners: it writes what the last requests left.
+	background = append(background, s.lastSeen)
 	if s.extAuthz != nil {
 		// Started last, stopped first: in-flight Checks finish before the
 		// components and the store they use stop.
@@ -404,6 +411,9 @@ func (s *Server) checkIdP(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
 }
+
+// LastSeen is the recorder of callers' last-seen times.
+func (s *Server) LastSeen() *lastseen.Recorder { return s.lastSeen }
 
 // Syncer is the policy syncer (the engine's only writer).
 func (s *Server) Syncer() *policysync.Syncer { return s.syncer }

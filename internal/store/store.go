@@ -202,6 +202,13 @@ type ChangeFeed interface {
 	WatchPolicy(ctx context.Context, emit func(PolicyEvent)) error
 }
 
+// Sighting is one principal's authenticated request time, as the
+// last-seen recorder hands it to RecordLastSeen.
+type Sighting struct {
+	Principal string
+	At        Timestamp
+}
+
 // Visibility restricts a list to the named workspaces. The policy decision
 // point computes the set; the store only filters by it (before counting
 // and paging, so totals stay exact). A nil *Visibility means no
@@ -257,6 +264,16 @@ type Store interface {
 	ListEntities(ctx context.Context, workspace, entityType string, opts ListOptions, vis *Visibility) (Page[Entity], error)
 	UpdateEntity(ctx context.Context, in EntityUpdate) (Entity, error)
 	DeleteEntity(ctx context.Context, key EntityKey) (Deleted, error)
+
+	// RecordLastSeen stores the last-seen time of each principal of seen
+	// in one transaction, keeping the later time: a time older than the
+	// stored one (another replica's, a delayed batch) never moves it back.
+	// A principal listed twice keeps its latest time. Empty principals are
+	// refused (400-class *Error) and nothing is written.
+	RecordLastSeen(ctx context.Context, seen []Sighting) error
+	// LastSeen returns the last-seen times of the given principals in one
+	// query; principals never seen are absent from the map.
+	LastSeen(ctx context.Context, principals []string) (map[string]Timestamp, error)
 
 	// EnsureBuiltins creates the built-in workspaces if missing and applies
 	// the seed bindings idempotently.

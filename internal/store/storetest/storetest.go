@@ -57,6 +57,8 @@ func Run(t *testing.T, open Factory) {
 		{"Entities", testEntities},
 		{"EntityFilters", testEntityFilters},
 		{"EntityConcurrentUpdate", testEntityConcurrentUpdate},
+		{"LastSeen", testLastSeen},
+		{"LastSeenLargeBatch", testLastSeenLargeBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -987,5 +989,84 @@ func testEntityConcurrentUpdate(t *testing.T, s store.Store) {
 	}
 	if e := must[store.Entity](t)(s.GetEntity(ctx, key)); e.DBVersion != 2 {
 		t.Fatalf("db_version %d", e.DBVersion)
+	}
+}
+
+func sight(principal string, at store.Timestamp) store.Sighting {
+	return store.Sighting{Principal: principal, At: at}
+}
+
+func testLastSeen(t *testing.T, s store.Store) {
+	at := func(minutes int) store.Timestamp {
+		return store.NewTimestamp(Base.Add(time.Duration(minutes)*time.Minute + 123456*time.Nanosecond))
+	}
+	got := must[map[string]store.Timestamp](t)(s.LastSeen(ctx, []string{"alice", "bob"}))
+	equal(t, "never seen", got, map[string]store.Timestamp{})
+	got = must[map[string]store.Timestamp](t)(s.LastSeen(ctx, nil))
+	equal(t, "no principals", got, map[string]store.Timestamp{})
+
+	steps := []struct {
+		name string
+		seen []store.Sighting
+		want map[string]store.Timestamp
+	}{
+		{"first sightings are stored",
+			[]store.Sighting{sight("alice", at(10)), sight("bob@example.com", at(5))},
+			map[string]store.Timestamp{"alice": at(10), "bob@example.com": at(5)}},
+		{"a later time moves it forward",
+			[]store.Sighting{sight("alice", at(20))},
+			map[string]store.Timestamp{"alice": at(20), "bob@example.com": at(5)}},
+		{"an older time never moves it back",
+			[]store.Sighting{sight("alice", at(15)), sight("bob@example.com", at(1))},
+			map[string]store.Timestamp{"alice": at(20), "bob@example.com": at(5)}},
+		{"a principal listed twice keeps its latest time",
+			[]store.Sighting{sight("carol", at(30)), sight("carol", at(40)), sight("carol", at(35))},
+			map[string]store.Timestamp{"alice": at(20), "bob@example.com": at(5), "carol": at(40)}},
+		{"an empty batch changes nothing", nil,
+			map[string]store.Timestamp{"alice": at(20), "bob@example.com": at(5), "carol": at(40)}},
+	}
+	for _, st := range steps {
+		if err := s.RecordLastSeen(ctx, st.seen); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := must[map[string]store.Timestamp](t)(s.LastSeen(ctx, []string{"alice", "bob@example.com", "carol", "dave"}))
+		equal(t, st.name, got, st.want)
+	}
+	// Microseconds survive the round trip (the wire format has six digits).
+	if got := must[map[string]store.Timestamp](t)(s.LastSeen(ctx, []string{"alice"}))["alice"]; got.Nanosecond()%int(time.Millisecond) != 123000 {
+		t.Fatalf("microseconds lost: %s", got)
+	}
+	// Only the principals asked for are returned.
+	got = must[map[string]store.Timestamp](t)(s.LastSeen(ctx, []string{"carol"}))
+	equal(t, "one principal", got, map[string]store.Timestamp{"carol": at(40)})
+
+	// A batch with an empty principal is refused as a whole.
+	err := s.RecordLastSeen(ctx, []store.Sighting{sight("alice", at(50)), sight("", at(50))})
+	wantCode(t, err, store.KindInvalid, "invalid_principal")
+	got = must[map[string]store.Timestamp](t)(s.LastSeen(ctx, []string{"alice"}))
+	equal(t, "after a refused batch", got, map[string]store.Timestamp{"alice": at(20)})
+}
+
+// testLastSeenLargeBatch: a batch larger than one statement's rows is
+// written whole.
+func testLastSeenLargeBatch(t *testing.T, s store.Store) {
+	const n = 1234
+	seen := make([]store.Sighting, n)
+	names := make([]string, n)
+	for i := range seen {
+		names[i] = fmt.Sprintf("user-%04d", i)
+		seen[i] = store.Sighting{Principal: names[i], At: store.NewTimestamp(Base.Add(time.Duration(i) * time.Second))}
+	}
+	if err := s.RecordLastSeen(ctx, seen); err != nil {
+		t.Fatal(err)
+	}
+	got := must[map[string]store.Timestamp](t)(s.LastSeen(ctx, names))
+	if len(got) != n {
+		t.Fatalf("got %d principals, want %d", len(got), n)
+	}
+	for _, v := range seen {
+		if !got[v.Principal].Equal(v.At.Time) {
+			t.Fatalf("%s: got %s, want %s", v.Principal, got[v.Principal], v.At)
+		}
 	}
 }
