@@ -218,8 +218,8 @@ func TestHardeningFindings(t *testing.T) {
 			id: "authn.max_token_lifetime", want: hardening.Warning, fix: "max_token_lifetime_seconds: 3600", seen: "604800"},
 		{name: "additional issuer that does not answer", mutate: func(c *config.Config) { c.Auth.OIDC.AdditionalIssuers = []string{"https://127.0.0.1:1"} },
 			id: "authn.additional_issuers", want: hardening.Warning, fix: "auth.oidc.additional_issuers", detail: "does not answer"},
-		{name: "stale members without last-seen times", id: "authz.stale_members", want: hardening.Unknown,
-			seen: "last-seen times are not recorded"},
+		{name: "stale members without last-seen times", mutate: func(c *config.Config) { c.Auth.LastSeenIntervalSeconds = 0 },
+			id: "authz.stale_members", want: hardening.Unknown, seen: "last-seen times are not recorded", fix: "auth.last_seen_interval_seconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,9 +319,6 @@ func TestHardeningHardened(t *testing.T) {
 			continue
 		}
 		want := []hardening.Severity{hardening.Pass, hardening.Info}
-		if id == "authz.stale_members" {
-			want = []hardening.Severity{hardening.Unknown}
-		}
 		if f.Severity != want[0] && (len(want) == 1 || f.Severity != want[1]) {
 			t.Errorf("%s: %s, want %v: %s (fix: %s)", id, f.Severity, want, f.Seen, f.Fix)
 		}
@@ -458,5 +455,31 @@ func TestHardeningAdditionalIssuers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHardeningStaleMembers: a member granted 200 days ago and never seen
+// is reported stale in its workspace; once it makes a request (recorded
+// and written), the finding passes. A member granted yesterday is never
+// stale.
+func TestHardeningStaleMembers(t *testing.T) {
+	clk := newMovingClock()
+	srv := servertest.Start(t, devMode, server.WithClock(clk.Now))
+	as(t, srv, root, "POST", ws, `{"name": "ml-team"}`, 201, "")
+	as(t, srv, root, "POST", ws+"/ml-team/members", `{"principal": "bob@example.com", "roles": ["Viewer"]}`, 201, "")
+	clk.Advance(199 * 24 * time.Hour)
+	as(t, srv, root, "POST", ws+"/ml-team/members", `{"principal": "carol@example.com", "roles": ["Viewer"]}`, 201, "")
+	clk.Advance(24 * time.Hour)
+	flushLastSeen(t, srv) // root's own requests
+
+	f := getReport(t, servertest.Client, srv.URL, "X-NMP-Principal-Id", root)["authz.stale_members"]
+	if f.Severity != hardening.Warning || strings.Join(f.Details, "|") != "ml-team: bob@example.com" {
+		t.Fatalf("bob never seen in 200 days: %+v", f)
+	}
+
+	as(t, srv, "bob@example.com", "GET", ws+"/ml-team", "", 200, "")
+	flushLastSeen(t, srv)
+	if f := getReport(t, servertest.Client, srv.URL, "X-NMP-Principal-Id", root)["authz.stale_members"]; f.Severity != hardening.Pass {
+		t.Fatalf("bob seen just now: %+v", f)
 	}
 }

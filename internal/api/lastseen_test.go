@@ -63,7 +63,8 @@ func stamp(t time.Time) string { return store.NewTimestamp(t).String() }
 
 // TestLastSeenThroughTheAPI: a request moves its caller's last_seen_at,
 // by id and by email, once the recorder has written; requests inside the
-// window do not, the first one after it does; "*" and groups stay null;
+// window do not, the first one after it does; a group moves when a member
+// of it calls; "*" stays null;
 // anonymous requests and refused credentials record nothing.
 func TestLastSeenThroughTheAPI(t *testing.T) {
 	clk := newMovingClock()
@@ -82,7 +83,7 @@ func TestLastSeenThroughTheAPI(t *testing.T) {
 		map[string]any{"alice": stamp(alice), "bob@example.com": nil, "*": nil, "eng": nil})
 
 	// bob calls with an id, his email and a group: the member keyed by
-	// his email moves; the group does not.
+	// his email moves, and so does the group's binding.
 	clk.Advance(time.Minute)
 	bob := clk.Now()
 	as(t, srv, "u-bob", "GET", ws+"/ml-team", "", 200, "", "X-NMP-Principal-Email", "bob@example.com", "X-NMP-Principal-Groups", "eng")
@@ -93,10 +94,10 @@ func TestLastSeenThroughTheAPI(t *testing.T) {
 	as(t, srv, "alice", "GET", ws+"/ml-team", "", 200, "")
 	flushLastSeen(t, srv)
 	wantLastSeen(t, "after bob's request", lastSeenOf(t, as(t, srv, root, "GET", members, "", 200, "")),
-		map[string]any{"alice": stamp(alice), "bob@example.com": stamp(bob), "*": nil, "eng": nil})
+		map[string]any{"alice": stamp(alice), "bob@example.com": stamp(bob), "*": nil, "eng": stamp(bob)})
 	if got, err := srv.Store().LastSeen(context.Background(), []string{"mallory", "eng", "u-bob"}); err != nil ||
-		len(got) != 1 || !got["u-bob"].Equal(store.NewTimestamp(bob).Time) {
-		t.Fatalf("recorded principals: %v, %v; want only u-bob", got, err)
+		len(got) != 2 || !got["u-bob"].Equal(store.NewTimestamp(bob).Time) || !got["eng"].Equal(store.NewTimestamp(bob).Time) {
+		t.Fatalf("recorded principals: %v, %v; want u-bob and eng", got, err)
 	}
 
 	// After the window, alice's next request moves her time.
@@ -105,12 +106,12 @@ func TestLastSeenThroughTheAPI(t *testing.T) {
 	as(t, srv, "alice", "GET", ws+"/ml-team", "", 200, "")
 	flushLastSeen(t, srv)
 	wantLastSeen(t, "after alice's window", lastSeenOf(t, as(t, srv, root, "GET", members, "", 200, "")),
-		map[string]any{"alice": stamp(alice2), "bob@example.com": stamp(bob), "*": nil, "eng": nil})
+		map[string]any{"alice": stamp(alice2), "bob@example.com": stamp(bob), "*": nil, "eng": stamp(bob)})
 
 	// Role bindings carry the same field, in the list and one by one.
 	bindings := as(t, srv, root, "GET", rb+"?filter[workspace]=ml-team", "", 200, "")
 	wantLastSeen(t, "role bindings", lastSeenOf(t, bindings),
-		map[string]any{"alice": stamp(alice2), "bob@example.com": stamp(bob), "*": nil, "eng": nil})
+		map[string]any{"alice": stamp(alice2), "bob@example.com": stamp(bob), "*": nil, "eng": stamp(bob)})
 	b := as(t, srv, root, "GET", rb+"/"+rbName("bob@example.com", "ml-team", "Viewer"), "", 200, "")
 	if b["last_seen_at"] != stamp(bob) || b["principal"] != "bob@example.com" || b["role"] != "Viewer" {
 		t.Fatalf("binding %v", b)

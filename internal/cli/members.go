@@ -31,9 +31,9 @@ func newMembersListCommand(app *App, workspace *string) *cobra.Command {
 		Use:   "list",
 		Short: "List the members of a workspace and when each was last seen",
 		Long: "List the members of a workspace. LAST SEEN is when the principal last made an authenticated\n" +
-			"request (recorded at most once per auth.last_seen_interval_seconds, so accurate to that window).\n" +
-			"--stale lists only the members not seen for that long, never-seen members included; the\n" +
-			"wildcard \"*\" is left out.",
+			"request (for a group, any member's; recorded at most once per auth.last_seen_interval_seconds,\n" +
+			"so accurate to that window). --stale lists only the members granted longer ago than that and\n" +
+			"not seen since, never-seen members included; the wildcard \"*\" is left out.",
 		Example: "  nmp members list --workspace ml-team\n  nmp members list --workspace ml-team --stale 90d",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -104,6 +104,9 @@ func staleMembers(members []client.Member, cutoff time.Time) []client.Member {
 	for _, m := range members {
 		if m.Principal == "*" {
 			continue
+		}
+		if at, err := time.Parse(time.RFC3339Nano, m.GrantedAt); err == nil && !at.Before(cutoff) {
+			continue // granted within the window: too new to be stale
 		}
 		if m.LastSeenAt != nil {
 			if at, err := time.Parse(time.RFC3339Nano, *m.LastSeenAt); err == nil && !at.Before(cutoff) {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nmp-project/nmp/internal/server"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/store"
 )
@@ -15,15 +17,23 @@ import (
 // TestMembersStale: against a real server whose store holds last-seen
 // times, `members list` shows LAST SEEN and `--stale` lists exactly the
 // members not seen for that long (never-seen ones included, "*" left
-// out); a bad --stale is a usage error.
+// out) among those granted before that; a bad --stale is a usage error.
 func TestMembersStale(t *testing.T) {
-	srv := servertest.Start(t, nil)
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	granted := now.Add(-400 * 24 * time.Hour)
+	clock.Store(&granted)
+	srv := servertest.Start(t, nil, server.WithClock(func() time.Time { return *clock.Load() }))
 	n := newNMP(t, srv)
 	n.ok("workspaces", "create", "ml-team")
 	for _, p := range []string{"old@example.com", "recent@example.com", "never@example.com", "*"} {
 		n.ok("members", "create", "-w", "ml-team", "--principal", p, "--roles", "Viewer")
 	}
-	now := time.Now()
+	// Granted three days ago and never seen: too new to be stale at 1w.
+	threeDays := now.Add(-3 * 24 * time.Hour)
+	clock.Store(&threeDays)
+	n.ok("members", "create", "-w", "ml-team", "--principal", "new@example.com", "--roles", "Viewer")
+	clock.Store(&now)
 	if err := srv.Store().RecordLastSeen(context.Background(), []store.Sighting{
 		{Principal: "old@example.com", At: store.NewTimestamp(now.Add(-100 * 24 * time.Hour))},
 		{Principal: "recent@example.com", At: store.NewTimestamp(now.Add(-10 * 24 * time.Hour))},
@@ -68,7 +78,7 @@ func TestMembersStale(t *testing.T) {
 		{"two weeks", "2w", []string{"never@example.com", "old@example.com"}},
 		{"a week", "1w", []string{"never@example.com", "old@example.com", "recent@example.com"}},
 		{"a year", "365d", []string{"never@example.com"}},
-		{"hours", "12h", []string{"never@example.com", "old@example.com", "recent@example.com"}},
+		{"hours", "12h", []string{"never@example.com", "new@example.com", "old@example.com", "recent@example.com"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +88,7 @@ func TestMembersStale(t *testing.T) {
 			}
 		})
 	}
-	all := []string{"*", "never@example.com", "old@example.com", "recent@example.com"}
+	all := []string{"*", "never@example.com", "new@example.com", "old@example.com", "recent@example.com"}
 	if got := principals("members", "list", "--workspace", "ml-team"); !slices.Equal(got, all) {
 		t.Fatalf("without --stale: %v, want %v", got, all)
 	}

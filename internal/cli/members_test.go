@@ -88,12 +88,14 @@ func TestStaleMembers(t *testing.T) {
 		{Principal: "after@example.com", LastSeenAt: s("2026-02-01T00:00:00.000000Z")},
 		{Principal: "never@example.com"},
 		{Principal: "garbled@example.com", LastSeenAt: s("not a time")},
+		{Principal: "new@example.com", GrantedAt: "2026-01-01T00:00:00.000000Z"},
+		{Principal: "old-never@example.com", GrantedAt: "2025-06-01T00:00:00.000000Z"},
 	}
 	var got []string
 	for _, m := range staleMembers(members, cutoff) {
 		got = append(got, m.Principal)
 	}
-	if want := "before@example.com,never@example.com,garbled@example.com"; strings.Join(got, ",") != want {
+	if want := "before@example.com,never@example.com,garbled@example.com,old-never@example.com"; strings.Join(got, ",") != want {
 		t.Fatalf("stale: %v, want %s", got, want)
 	}
 }

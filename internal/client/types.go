@@ -23,7 +23,7 @@ type Member struct {
 	GrantedAt string   `json:"granted_at" yaml:"granted_at"`
 	GrantedBy *string  `json:"granted_by" yaml:"granted_by"`
 	// LastSeenAt is when the principal last made an authenticated
-	// request (null: never, and always for "*" and groups).
+	// request (for a group, any member's; null: never, and always for "*").
 	LastSeenAt *string `json:"last_seen_at" yaml:"last_seen_at"`
 }
 

@@ -520,11 +520,21 @@ func (c *ServerChecks) checkWildcardBindings(bindings []binding, bindErr error) 
 	return f
 }
 
+// The stale-members details stay readable: at most this many workspaces,
+// and principals per workspace (the counts in Seen are complete; the CLI
+// lists everything per workspace).
+const (
+	maxStaleWorkspaces   = 50
+	maxStalePerWorkspace = 20
+)
+
 func (c *ServerChecks) checkStaleMembers(ctx context.Context) Finding {
 	f := Finding{ID: "authz.stale_members", Section: SectionAuthorization, Title: "Audit workspace access"}
 	days := int(c.StaleAfter / (24 * time.Hour))
 	if c.StaleMembers == nil {
-		return unknown(f, "last-seen times are not recorded by this server")
+		f = unknown(f, "last-seen times are not recorded by this server")
+		f.Fix = "auth.last_seen_interval_seconds: 300 (recording is off at 0)"
+		return f
 	}
 	stale, err := c.StaleMembers(ctx, c.Now().Add(-c.StaleAfter))
 	if err != nil {
@@ -550,11 +560,21 @@ func (c *ServerChecks) checkStaleMembers(ctx context.Context) Finding {
 		sort.Strings(members)
 		total += len(members)
 		listed = append(listed, ws)
-		f.Details = append(f.Details, fmt.Sprintf("%s: %s", ws, strings.Join(members, ", ")))
+		if len(f.Details) < maxStaleWorkspaces {
+			shown := members
+			more := ""
+			if len(shown) > maxStalePerWorkspace {
+				shown, more = shown[:maxStalePerWorkspace], fmt.Sprintf(" (and %d more)", len(members)-maxStalePerWorkspace)
+			}
+			f.Details = append(f.Details, fmt.Sprintf("%s: %s%s", ws, strings.Join(shown, ", "), more))
+		}
 	}
 	if total == 0 {
-		f.Severity, f.Seen = Pass, fmt.Sprintf("every member was seen in the last %d days", days)
+		f.Severity, f.Seen = Pass, fmt.Sprintf("every member granted more than %d days ago was seen since", days)
 		return f
+	}
+	if len(listed) > maxStaleWorkspaces {
+		f.Details = append(f.Details, fmt.Sprintf("… and %d more workspaces", len(listed)-maxStaleWorkspaces))
 	}
 	f.Severity = Warning
 	f.Seen = fmt.Sprintf("%d member(s) not seen for %d days or more, in %d workspace(s)", total, days, len(listed))

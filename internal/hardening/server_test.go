@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -66,6 +67,20 @@ func find(t *testing.T, r Report, id string) Finding {
 	return Finding{}
 }
 
+// staleDetails is what 52 workspaces of 22 stale members each show: 50
+// workspaces of 20 names, then a line for the rest.
+func staleDetails() []string {
+	var names []string
+	for p := range 20 {
+		names = append(names, fmt.Sprintf("u%02d", p))
+	}
+	var out []string
+	for w := range 50 {
+		out = append(out, fmt.Sprintf("w%02d: %s (and 2 more)", w, strings.Join(names, ", ")))
+	}
+	return append(out, "… and 2 more workspaces")
+}
+
 func TestStaleMembers(t *testing.T) {
 	var asked time.Time
 	tests := []struct {
@@ -88,6 +103,18 @@ func TestStaleMembers(t *testing.T) {
 			return map[string][]string{"ml": {"zed@example.com", "bob@example.com"}, "default": {"*"}, "eu": {"carol"}}, nil
 		}, want: Warning, seen: "3 member(s) not seen for 90 days or more, in 2 workspace(s)",
 			detail: []string{"eu: carol", "ml: bob@example.com, zed@example.com"}},
+		{name: "long lists are cut, counts are not", source: func(_ context.Context, since time.Time) (map[string][]string, error) {
+			asked = since
+			out := map[string][]string{}
+			for w := range 52 {
+				ws := fmt.Sprintf("w%02d", w)
+				for p := range 22 {
+					out[ws] = append(out[ws], fmt.Sprintf("u%02d", p))
+				}
+			}
+			return out, nil
+		}, want: Warning, seen: "1144 member(s) not seen for 90 days or more, in 52 workspace(s)",
+			detail: staleDetails()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,22 +135,28 @@ func (r *Recorder) Seen(principal string, now time.Time) {
 }
 
 // SeenCaller records an authenticated caller at the recorder's clock: its
-// id and email, and those of the user it acts for. Anonymous callers (nil
-// or without an id) record nothing; groups are never recorded.
+// id, email and groups, and those of the user it acts for — every binding
+// principal the request could have been granted through, so a group
+// binding shows when a member of the group last called. Anonymous callers
+// (nil or without an id) record nothing.
 func (r *Recorder) SeenCaller(p *authn.Principal) {
 	if !r.Enabled() || p == nil || p.ID == "" {
 		return
 	}
 	now := r.clock()
+	r.seenIDs(p, now)
+	if u := p.OnBehalfOf; u != nil {
+		r.seenIDs(u, now)
+	}
+}
+
+func (r *Recorder) seenIDs(p *authn.Principal, now time.Time) {
 	r.Seen(p.ID, now)
 	if p.Email != p.ID {
 		r.Seen(p.Email, now)
 	}
-	if u := p.OnBehalfOf; u != nil {
-		r.Seen(u.ID, now)
-		if u.Email != u.ID {
-			r.Seen(u.Email, now)
-		}
+	for _, g := range p.Groups {
+		r.Seen(g, now)
 	}
 }
 

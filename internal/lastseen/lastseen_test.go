@@ -247,8 +247,8 @@ func TestFailedWriteIsRetried(t *testing.T) {
 		map[string]time.Time{"erin": base.Add(2 * time.Minute), "frank": base.Add(-time.Hour)})
 }
 
-// TestSeenCaller: the caller's id and email and the on-behalf-of user's
-// are recorded; anonymous callers, "*" and groups are not.
+// TestSeenCaller: the caller's id, email and groups and the on-behalf-of
+// user's are recorded; anonymous callers and "*" are not.
 func TestSeenCaller(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -257,11 +257,12 @@ func TestSeenCaller(t *testing.T) {
 	}{
 		{"anonymous", nil, nil},
 		{"no id", &authn.Principal{Email: "x@example.com"}, nil},
-		{"id only", &authn.Principal{ID: "u1", Groups: []string{"eng"}}, []string{"u1"}},
+		{"id only", &authn.Principal{ID: "u1"}, []string{"u1"}},
+		{"id and groups", &authn.Principal{ID: "u1", Groups: []string{"eng", "*"}}, []string{"u1", "eng"}},
 		{"id and email", &authn.Principal{ID: "u1", Email: "u1@example.com"}, []string{"u1", "u1@example.com"}},
 		{"email as id", &authn.Principal{ID: "u1@example.com", Email: "u1@example.com"}, []string{"u1@example.com"}},
 		{"on behalf of", &authn.Principal{ID: "service:jobs", OnBehalfOf: &authn.Principal{ID: "u2", Email: "u2@example.com", Groups: []string{"ops"}}},
-			[]string{"service:jobs", "u2", "u2@example.com"}},
+			[]string{"service:jobs", "u2", "u2@example.com", "ops"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

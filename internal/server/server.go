@@ -25,6 +25,7 @@ import (
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/extauthz"
+	"github.com/nmp-project/nmp/internal/hardening"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/lastseen"
 	"github.com/nmp-project/nmp/internal/lifecycle"
@@ -204,7 +205,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: propagationTimeout(cfg),
 		LocalPDP:           pdp.NewEmbedded(s.engine), Bundle: s.bundle, LastSeen: s.lastSeen,
-		Hardening: api.HardeningOptions{Roles: doc.Roles, Client: s.probeClient, Now: s.clock}}
+		Hardening: api.HardeningOptions{Roles: doc.Roles, Client: s.probeClient, Now: s.clock, StaleMembers: staleMembers(cfg, st)}}
 	s.handler = api.New(apiOpts)
 	if addr := cfg.Auth.ExtAuthz.GRPCAddress; addr != "" {
 		if s.extAuthz, err = extauthz.New(extauthz.Options{Address: addr, Listener: s.extAuthzListener, Gateway: api.NewGateway(apiOpts), TLS: s.tls, // the same certificates (and client CA) as HTTPS
@@ -420,6 +421,16 @@ func (s *Server) Syncer() *policysync.Syncer { return s.syncer }
 
 // Engine is the embedded policy engine.
 func (s *Server) Engine() *authz.Engine { return s.engine }
+
+// staleMembers is the hardening report's source of stale access: the
+// store's last-seen times, or nil (the finding is unknown) when recording
+// is off.
+func staleMembers(cfg *config.Config, st store.Store) hardening.StaleMembersFunc {
+	if cfg.Auth.LastSeenIntervalSeconds <= 0 {
+		return nil
+	}
+	return hardening.StaleMembersFrom(st)
+}
 
 // Health returns the readiness the server reports at /health/ready.
 func (s *Server) Health() *health.State { return s.health }
