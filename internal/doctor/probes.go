@@ -176,10 +176,13 @@ func probeStripHeaders(ctx context.Context, e *env) ([]hardening.Finding, error)
 			fmt.Sprintf("Sent without a token through %s, nmp took identity headers as the caller's identity: %s. Anyone can act as anyone.", e.BaseURL, strings.Join(bad, ", ")),
 			"Strip every X-NMP-* header from external requests at the ingress (nginx: proxy_set_header X-NMP-Principal-Id \"\"; etc.), list only the ingress in auth.trusted_proxies, and do not run auth.enabled without auth.oidc (development mode)",
 			details...), nil
-	case hardening.Warning:
-		return finding(hardening.Warning,
-			fmt.Sprintf("Identity headers sent through %s reach nmp (%s); nmp refuses them only because the sender is not in auth.trusted_proxies.", e.BaseURL, strings.Join(bad, ", ")),
-			"Strip the X-NMP-* headers at the ingress (nginx: proxy_set_header X-NMP-Principal-Id \"\"; etc.)",
+	case hardening.Info:
+		// Safe as it stands: nothing between the user and nmp is trusted
+		// to assert identity. Stripping at an ingress adds a second layer,
+		// and keeps it safe if that ingress is ever trusted.
+		return finding(hardening.Info,
+			fmt.Sprintf("Identity headers sent through %s reach nmp (%s), which refuses them: the sender is not in auth.trusted_proxies. If an ingress sits in front of nmp, strip them there as well.", e.BaseURL, strings.Join(bad, ", ")),
+			"Strip the X-NMP-* headers at the ingress (nginx: proxy_set_header X-NMP-Principal-Id \"\"; etc.) before listing it in auth.trusted_proxies",
 			details...), nil
 	}
 	return finding(hardening.Pass, fmt.Sprintf("Every identity header sent without a token through %s got the same answer as no header (%s): the ingress strips them before nmp.", e.BaseURL, base), "", details...), nil
@@ -190,7 +193,7 @@ func probeStripHeaders(ctx context.Context, e *env) ([]hardening.Finding, error)
 func judgeHeader(name string, a, base answer) (hardening.Severity, string) {
 	switch {
 	case a.Status == http.StatusUnauthorized && a.Code == "untrusted_identity_headers":
-		return hardening.Warning, "reached nmp, which refused it from an untrusted peer"
+		return hardening.Info, "reached nmp, which refused it from an untrusted peer"
 	case a.Status == base.Status && a.Code == base.Code && name == "X-NMP-Principal-Id":
 		return hardening.Pass, "same answer as without it: stripped"
 	case a.Status == base.Status && a.Code == base.Code:
