@@ -59,7 +59,7 @@ func TestDoctorExitCodes(t *testing.T) {
 		{"auth disabled is an error", open, nil, 1, ""},
 		{"auth disabled with an explicit --fail-on error", open, []string{"--fail-on", "error"}, 1, ""},
 		{"production without errors", prod, nil, 0, ""},
-		{"production fails a warning gate", prod, []string{"--fail-on", "warning"}, 1, ""},
+		{"production fails an unknown gate (the test IdP has no token endpoint)", prod, []string{"--fail-on", "unknown"}, 1, ""},
 		{"unknown severity", prod, []string{"--fail-on", "fatal"}, 2, "invalid --fail-on"},
 		{"zero timeout", prod, []string{"--timeout", "0s"}, 2, "invalid --timeout"},
 		{"unparsable timeout", prod, []string{"--timeout", "soon"}, 2, "--timeout"},
