@@ -426,11 +426,11 @@ func TestHardeningAdditionalIssuers(t *testing.T) {
 		lines []string
 	}{
 		{name: "one https issuer that answers", issuers: []string{secure.URL}, want: hardening.Info,
-			lines: []string{secure.URL + ": https; discovery answers; JWKS answers (1 keys); signing algorithms ES256"}},
+			lines: []string{secure.URL + ": https; discovery answers; JWKS answers (1 key); signing algorithms ES256"}},
 		{name: "https, http and one that does not answer", issuers: []string{secure.URL, "http://" + plainName, down}, want: hardening.Warning,
 			lines: []string{
-				secure.URL + ": https; discovery answers; JWKS answers (1 keys); signing algorithms ES256",
-				"http://" + plainName + ": http (no TLS); discovery answers; JWKS answers (1 keys); signing algorithms ES256 — uses http:// to a non-loopback host",
+				secure.URL + ": https; discovery answers; JWKS answers (1 key); signing algorithms ES256",
+				"http://" + plainName + ": http (no TLS); discovery answers; JWKS answers (1 key); signing algorithms ES256 — uses http:// to a non-loopback host",
 				down + ": https; discovery does not answer; JWKS not tried; signing algorithms none — discovery document:",
 			}},
 		{name: "none", want: hardening.Pass},

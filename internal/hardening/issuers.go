@@ -141,7 +141,7 @@ func (c *ServerChecks) probeIssuer(ctx context.Context, issuer string) *issuerPr
 		p.problems = append(p.problems, "JWKS is not a JSON key set")
 		return p
 	}
-	p.jwks = fmt.Sprintf("answers (%d keys)", len(set.Keys))
+	p.jwks = fmt.Sprintf("answers (%d key%s)", len(set.Keys), map[bool]string{true: "s"}[len(set.Keys) != 1])
 	usable := 0
 	seen := map[string]bool{}
 	for _, k := range set.Keys {
