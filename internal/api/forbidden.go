@@ -8,6 +8,7 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/ident"
 )
 
 // forbidden is the 403 of a deny for the identified caller p: code
@@ -67,25 +68,17 @@ func (s *Server) forbidden(p *authn.Principal, d authz.Decision, method, path st
 // workspace each is checked in: "permission p in workspace 'w'",
 // "permissions p, q in workspace 'w' and permission r in workspace 'x'".
 func describePermissions(perms []string, workspace string) string {
-	var order []string
-	byWS := map[string][]string{}
-	for _, perm := range perms {
-		ws, id := workspace, perm
-		if w, rest, ok := strings.Cut(perm, "/"); ok {
-			ws, id = w, rest
-		}
-		if _, seen := byWS[ws]; !seen {
-			order = append(order, ws)
-		}
-		byWS[ws] = append(byWS[ws], id)
-	}
-	parts := make([]string, 0, len(order))
-	for _, ws := range order {
-		noun := "permission"
-		if len(byWS[ws]) > 1 {
-			noun = "permissions"
-		}
-		parts = append(parts, fmt.Sprintf("%s %s in workspace '%s'", noun, strings.Join(byWS[ws], ", "), ws))
+	groups := ident.PermissionsByWorkspace(perms, workspace)
+	parts := make([]string, 0, len(groups))
+	for _, g := range groups {
+		parts = append(parts, fmt.Sprintf("%s %s in workspace '%s'", permissionNoun(len(g.Permissions)), strings.Join(g.Permissions, ", "), g.Workspace))
 	}
 	return strings.Join(parts, " and ")
+}
+
+func permissionNoun(n int) string {
+	if n > 1 {
+		return "permissions"
+	}
+	return "permission"
 }

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -37,4 +38,17 @@ func (t UserAgentTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // (nil: Go's default policy).
 func NewIdPClient(timeout time.Duration, checkRedirect func(*http.Request, []*http.Request) error) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: UserAgentTransport{}, CheckRedirect: checkRedirect}
+}
+
+// NoDowngrade is the redirect policy of every request to an IdP's keys or
+// discovery: at most 5 redirects, and never from https to http, where the
+// key set could be substituted in transit.
+func NoDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return errors.New("redirect from https to http refused")
+	}
+	return nil
 }

@@ -2,21 +2,17 @@ package cli_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nmp-project/nmp/internal/cli"
 	"github.com/nmp-project/nmp/internal/config"
-	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/devidp/devidptest"
 	"github.com/nmp-project/nmp/internal/hardening"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
@@ -32,25 +28,12 @@ import (
 // lowered, the same run fails that gate on authz.wildcard_bindings.
 func TestDoctorHardenedDeployment(t *testing.T) {
 	const person, password = "jane.doe@example.com", "jane-Pw-4c1d9a7e"
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
 	idpCfg := config.Default().DevIDP
-	cliClient := idpCfg.Clients[0]
-	cliClient.GrantTypes = slices.DeleteFunc(slices.Clone(cliClient.GrantTypes), func(g string) bool { return g == config.GrantTypePassword })
+	cliClient := devidptest.WithoutPasswordGrant(idpCfg.Clients[0])
 	idpCfg.Clients = []config.DevIDPClient{cliClient}
 	idpCfg.Users = []config.DevIDPUser{{Username: "jane", Password: password, Email: person}}
 	idpCfg.AccessTokenTTLSeconds = 3600
-	hs := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + hs.Listener.Addr().String()
-	p, err := devidp.New(idpCfg, issuer, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = p.Handler()
-	hs.Start()
-	t.Cleanup(hs.Close)
+	issuer := devidptest.Start(t, idpCfg, nil)
 
 	ca := tlstest.NewCA(t, "test CA")
 	certFile, keyFile := ca.Server(t, "nmp").Write(t, t.TempDir())

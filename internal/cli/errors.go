@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/nmp-project/nmp/internal/client"
+	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/spf13/cobra"
 )
 
@@ -149,25 +150,14 @@ func deniedMessage(d *client.DeniedError) string {
 // missingPermissions renders permissions grouped by the workspace each is
 // checked in ("w/p" is p in w): `permission p missing in workspace "w"`.
 func missingPermissions(perms []string, workspace string) string {
-	var order []string
-	byWS := map[string][]string{}
-	for _, perm := range perms {
-		ws, id := workspace, perm
-		if w, rest, ok := strings.Cut(perm, "/"); ok {
-			ws, id = w, rest
-		}
-		if _, seen := byWS[ws]; !seen {
-			order = append(order, ws)
-		}
-		byWS[ws] = append(byWS[ws], id)
-	}
-	parts := make([]string, 0, len(order))
-	for _, ws := range order {
+	groups := ident.PermissionsByWorkspace(perms, workspace)
+	parts := make([]string, 0, len(groups))
+	for _, g := range groups {
 		noun := "permission"
-		if len(byWS[ws]) > 1 {
+		if len(g.Permissions) > 1 {
 			noun = "permissions"
 		}
-		parts = append(parts, fmt.Sprintf("%s %s missing in workspace %q", noun, strings.Join(byWS[ws], ", "), ws))
+		parts = append(parts, fmt.Sprintf("%s %s missing in workspace %q", noun, strings.Join(g.Permissions, ", "), g.Workspace))
 	}
 	return strings.Join(parts, " and ")
 }

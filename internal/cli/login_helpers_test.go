@@ -3,8 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +24,7 @@ import (
 	"github.com/nmp-project/nmp/internal/cli"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/devidp/devidptest"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 	"github.com/nmp-project/nmp/internal/testenv"
 )
@@ -64,10 +62,6 @@ type stackOptions struct {
 func startAuthStack(t *testing.T, o stackOptions) *authStack {
 	t.Helper()
 	st := &authStack{idpLogs: &testenv.Buffer{}}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := config.Default().DevIDP
 	cfg.Users = []config.DevIDPUser{
 		{Username: "alice", Password: alicePassword, Email: "alice@example.com", Groups: []string{"ml"}},
@@ -86,15 +80,7 @@ func startAuthStack(t *testing.T, o stackOptions) *authStack {
 		base := time.Now()
 		opts = append(opts, devidp.WithClock(func() time.Time { return base.Add(10 * time.Since(base)) }))
 	}
-	hs := httptest.NewUnstartedServer(nil)
-	st.idpURL = "http://" + hs.Listener.Addr().String()
-	p, err := devidp.New(cfg, st.idpURL, key, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = st.count(p.Handler())
-	hs.Start()
-	t.Cleanup(hs.Close)
+	st.idpURL = devidptest.Start(t, cfg, st.count, opts...)
 	st.srv = servertest.Start(t, func(c *config.Config) {
 		admin := "admin@example.com"
 		c.Auth.Enabled = true

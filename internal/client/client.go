@@ -87,7 +87,7 @@ func New(opts Options) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.CertificateAuthority != "" || len(opts.CertificateAuthorityData) > 0 {
-		pool, err := rootPool(opts.CertificateAuthority, opts.CertificateAuthorityData)
+		pool, err := RootPool(opts.CertificateAuthority, opts.CertificateAuthorityData)
 		if err != nil {
 			return nil, err
 		}
@@ -122,9 +122,10 @@ func IsLoopbackHost(host string) bool {
 	return err == nil && addr.Unmap().IsLoopback()
 }
 
-// rootPool is the system roots plus the CA certificates of the PEM file
-// path and of data; each given source must hold a certificate.
-func rootPool(path string, data []byte) (*x509.CertPool, error) {
+// RootPool is the system roots plus the CA certificates of the PEM file
+// path and of data (a context's certificate_authority and
+// certificate_authority_data); each given source must hold a certificate.
+func RootPool(path string, data []byte) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool() // no system roots on this platform: only the given CA

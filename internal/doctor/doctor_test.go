@@ -2,11 +2,8 @@ package doctor_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +14,7 @@ import (
 
 	"github.com/nmp-project/nmp/internal/authn/oidctest"
 	"github.com/nmp-project/nmp/internal/config"
-	"github.com/nmp-project/nmp/internal/devidp"
+	"github.com/nmp-project/nmp/internal/devidp/devidptest"
 	"github.com/nmp-project/nmp/internal/doctor"
 	"github.com/nmp-project/nmp/internal/gateway"
 	"github.com/nmp-project/nmp/internal/hardening"
@@ -216,27 +213,14 @@ func TestStripHeadersBehindNginx(t *testing.T) {
 // password grant is on or off, and a server that trusts it.
 func startDevIDP(t *testing.T, passwordGrant bool) string {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := config.Default().DevIDP
 	cli := cfg.Clients[0]
 	if !passwordGrant {
-		cli.GrantTypes = slices.DeleteFunc(slices.Clone(cli.GrantTypes), func(g string) bool { return g == config.GrantTypePassword })
+		cli = devidptest.WithoutPasswordGrant(cli)
 	}
 	cfg.Clients = []config.DevIDPClient{cli}
 	cfg.Users = []config.DevIDPUser{{Username: "alice", Password: "alice-Pw-0d9e8c7b", Email: "alice@example.com"}}
-	hs := httptest.NewUnstartedServer(nil)
-	url := "http://" + hs.Listener.Addr().String()
-	p, err := devidp.New(cfg, url, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = p.Handler()
-	hs.Start()
-	t.Cleanup(hs.Close)
-	srv := servertest.Start(t, production(url))
+	srv := servertest.Start(t, production(devidptest.Start(t, cfg, nil)))
 	return srv.URL
 }
 

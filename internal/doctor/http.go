@@ -3,16 +3,15 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
+	"github.com/nmp-project/nmp/internal/client"
 	"github.com/nmp-project/nmp/internal/version"
 )
 
@@ -99,21 +98,9 @@ func HTTPClient(caFile string, caData []byte) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" || len(caData) > 0 {
-		pool, err := x509.SystemCertPool()
+		pool, err := client.RootPool(caFile, caData)
 		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if caFile != "" {
-			pem, err := os.ReadFile(caFile)
-			if err != nil {
-				return nil, fmt.Errorf("certificate authority: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("certificate authority %s: no PEM certificates found", caFile)
-			}
-		}
-		if len(caData) > 0 && !pool.AppendCertsFromPEM(caData) {
-			return nil, errors.New("certificate authority data: no PEM certificates found")
+			return nil, err
 		}
 		transport.TLSClientConfig.RootCAs = pool
 	}

@@ -89,7 +89,7 @@ func (c *ServerChecks) Report(ctx context.Context) Report {
 	if c.Client == nil {
 		// The redirect policy of token validation, so that "answers"
 		// means what the verifier will see.
-		c.Client = authn.NewIdPClient(c.ProbeTimeout, noDowngrade)
+		c.Client = authn.NewIdPClient(c.ProbeTimeout, authn.NoDowngrade)
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter
@@ -124,18 +124,6 @@ func (c *ServerChecks) Report(ctx context.Context) Report {
 	r := Report{Findings: findings}
 	r.Sort()
 	return r
-}
-
-// noDowngrade follows at most 5 redirects and never from https to http
-// (as token validation does).
-func noDowngrade(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("too many redirects")
-	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return errors.New("redirect from https to http refused")
-	}
-	return nil
 }
 
 type binding struct{ principal, workspace, role string }

@@ -76,3 +76,32 @@ func PermissionShaped(s string) bool { return rePermission.MatchString(s) }
 // ValidScope reports whether s is an endpoint scope (<group>:<access>,
 // both segments as in permission ids).
 func ValidScope(s string) bool { return reScope.MatchString(s) }
+
+// WorkspacePermissions are the permissions an endpoint checks in one
+// workspace.
+type WorkspacePermissions struct {
+	Workspace   string
+	Permissions []string
+}
+
+// PermissionsByWorkspace groups an endpoint's permissions by the workspace
+// each is checked in, in first-seen order: "w/p" is p checked in w, any
+// other permission is checked in workspace.
+func PermissionsByWorkspace(perms []string, workspace string) []WorkspacePermissions {
+	var out []WorkspacePermissions
+	for _, perm := range perms {
+		ws, id := workspace, perm
+		if w, rest, ok := strings.Cut(perm, "/"); ok {
+			ws, id = w, rest
+		}
+		i := 0
+		for i < len(out) && out[i].Workspace != ws {
+			i++
+		}
+		if i == len(out) {
+			out = append(out, WorkspacePermissions{Workspace: ws})
+		}
+		out[i].Permissions = append(out[i].Permissions, id)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package ident
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,26 @@ func TestSyntax(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.fn(tc.in); got != tc.want {
 				t.Fatalf("%q: %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPermissionsByWorkspace(t *testing.T) {
+	tests := []struct {
+		name  string
+		perms []string
+		want  []WorkspacePermissions
+	}{
+		{"none", nil, nil},
+		{"all in the request's workspace", []string{"a.read", "b.read"}, []WorkspacePermissions{{"ml", []string{"a.read", "b.read"}}}},
+		{"w/p is checked in w, first-seen order", []string{"system/x.create", "a.read", "system/y.create"},
+			[]WorkspacePermissions{{"system", []string{"x.create", "y.create"}}, {"ml", []string{"a.read"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PermissionsByWorkspace(tt.perms, "ml"); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 		})
 	}

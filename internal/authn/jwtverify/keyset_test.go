@@ -607,7 +607,7 @@ func TestRedirectPolicy(t *testing.T) {
 			for n := range via {
 				via[n] = req(tc.from)
 			}
-			if err := noDowngrade(req(tc.to), via); (err != nil) != tc.wantErr {
+			if err := authn.NoDowngrade(req(tc.to), via); (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
 		})

@@ -162,7 +162,7 @@ func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
 	}
 	v.client = o.client
 	if v.client == nil {
-		v.client = authn.NewIdPClient(v.timeout, noDowngrade)
+		v.client = authn.NewIdPClient(v.timeout, authn.NoDowngrade)
 	}
 	if o.cacheSize > 0 {
 		v.cache = newTokenCache(o.cacheSize)
@@ -200,18 +200,6 @@ func New(cfg config.AuthConfig, opts ...Option) (*Verifier, error) {
 		}
 	}
 	return v, nil
-}
-
-// noDowngrade follows at most 5 redirects and never from https to http,
-// where the key set could be substituted in transit.
-func noDowngrade(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("too many redirects")
-	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return errors.New("redirect from https to http refused")
-	}
-	return nil
 }
 
 func seconds(n, def int) time.Duration {
