@@ -167,9 +167,11 @@ func (c *ServerChecks) probeIssuer(ctx context.Context, issuer string) *issuerPr
 	return p
 }
 
-// probeError names a timeout as such.
+// probeError names a timeout as such: the probe's deadline or the HTTP
+// client's own timeout, whichever fired first (both are ProbeTimeout).
 func probeError(pctx context.Context, err error, c *ServerChecks) error {
-	if errors.Is(pctx.Err(), context.DeadlineExceeded) {
+	var te interface{ Timeout() bool }
+	if errors.Is(pctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
 		return fmt.Errorf("no answer within %s", c.ProbeTimeout)
 	}
 	return err
