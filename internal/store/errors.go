@@ -17,11 +17,16 @@ const (
 )
 
 // Sentinels for errors.Is: errors.Is(err, store.ErrNotFound) is true for
-// every *Error of kind KindNotFound, whatever its code.
+// every *Error of kind KindNotFound, whatever its code. A sentinel with a
+// code (ErrInvalidState) matches only errors of its kind and code.
 var (
 	ErrNotFound = &Error{Kind: KindNotFound}
 	ErrConflict = &Error{Kind: KindConflict}
 	ErrInvalid  = &Error{Kind: KindInvalid}
+	// ErrInvalidState is a write refused because of the resource's current
+	// state (an access key that cannot make the asked transition). It is
+	// a conflict too: errors.Is(err, ErrConflict) holds as well.
+	ErrInvalidState = &Error{Kind: KindConflict, Code: "invalid_state"}
 )
 
 // Error is an expected failure with a stable machine code (api.md) and a
@@ -34,10 +39,11 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Detail }
 
-// Is reports whether target is a sentinel of the same kind.
+// Is reports whether target is a sentinel of the same kind (and, for a
+// sentinel with a code, the same code).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Code == "" && t.Detail == "" && t.Kind == e.Kind
+	return ok && t.Detail == "" && t.Kind == e.Kind && (t.Code == "" || t.Code == e.Code)
 }
 
 func newErr(kind Kind, code, format string, args ...any) *Error {
@@ -62,6 +68,16 @@ func Invalid(code, format string, args ...any) *Error {
 // WorkspaceNotFound is the error for a missing workspace.
 func WorkspaceNotFound(name string) *Error {
 	return NotFound("not_found", "Workspace '%s' not found", name)
+}
+
+// InvalidState returns an error that matches ErrInvalidState.
+func InvalidState(format string, args ...any) *Error {
+	return newErr(KindConflict, ErrInvalidState.Code, format, args...)
+}
+
+// AccessKeyNotFound is the error for a missing access key.
+func AccessKeyNotFound(jti string) *Error {
+	return NotFound("not_found", "Access key '%s' not found", jti)
 }
 
 // CodeOf returns the machine code of a store error, or "".

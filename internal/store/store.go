@@ -189,16 +189,24 @@ type PolicyEvent struct {
 	// Err means the feed is interrupted: no notices arrive until the next
 	// Resync.
 	Err error
+	// AccessKey is the jti of an access key whose state changed (status
+	// change, revocation or rotation). Such an event carries nothing else:
+	// it does not change the policy revision.
+	AccessKey string
 }
 
-// ChangeFeed publishes committed policy changes.
+// ChangeFeed publishes committed policy changes and access-key state
+// changes.
 type ChangeFeed interface {
 	// WatchPolicy calls emit for every committed change of the policy
-	// revision — this process's commits right after they commit and, with
-	// a database shared by replicas, every other replica's — until ctx
-	// ends, then returns ctx's error. The first event is a Resync. emit is
-	// called from the committing goroutine or the feed's own goroutine and
-	// must not block.
+	// revision and every committed access-key state change (an event with
+	// AccessKey set) — this process's commits right after they commit and,
+	// with a database shared by replicas, every other replica's — until
+	// ctx ends, then returns ctx's error. The first event is a Resync.
+	// After a Resync, key changes may have been missed like revisions:
+	// receivers that cache keys must drop their cache. emit is called
+	// from the committing goroutine or the feed's own goroutine and must
+	// not block.
 	WatchPolicy(ctx context.Context, emit func(PolicyEvent)) error
 }
 
@@ -274,6 +282,33 @@ type Store interface {
 	// LastSeen returns the last-seen times of the given principals in one
 	// query; principals never seen are absent from the map.
 	LastSeen(ctx context.Context, principals []string) (map[string]Timestamp, error)
+
+	// CreateAccessKey registers a new key (status ACTIVE; a zero
+	// CreatedAt is the store's clock). An invalid key is refused with a
+	// KindInvalid *Error, an existing jti with a KindConflict one.
+	CreateAccessKey(ctx context.Context, k AccessKey) (AccessKey, error)
+	// GetAccessKey returns a key by jti (KindNotFound when absent).
+	GetAccessKey(ctx context.Context, jti string) (AccessKey, error)
+	// ListAccessKeys returns one page of the keys f selects and whether
+	// more pages follow.
+	ListAccessKeys(ctx context.Context, f AccessKeyFilter) ([]AccessKey, bool, error)
+	// SetAccessKeyStatus moves a key to status to: ACTIVE→SUSPENDED,
+	// SUSPENDED→ACTIVE, and ACTIVE, SUSPENDED or ROTATING→REVOKED (which
+	// sets RevokedAt to now). Asking for the current status, or
+	// unsuspending a key that is expired at now, returns the key with
+	// changed false and writes nothing. Any other transition fails with
+	// ErrInvalidState. A change is announced on the change feed.
+	SetAccessKeyStatus(ctx context.Context, jti string, to AccessKeyStatus, now time.Time) (AccessKey, bool, error)
+	// RotateAccessKey atomically moves the key jti, which must be ACTIVE
+	// and not expired at now (else ErrInvalidState), to ROTATING with
+	// grace until graceUntil and ReplacedBy next.JTI, and creates next as
+	// CreateAccessKey does. Either both happen or neither. The change is
+	// announced on the change feed.
+	RotateAccessKey(ctx context.Context, jti string, graceUntil time.Time, next AccessKey, now time.Time) (prev AccessKey, created AccessKey, err error)
+	// RecordAccessKeyUse stores the last-used times of a batch of uses in
+	// one transaction, only ever moving a key's time forward; unknown jtis
+	// are ignored. It announces nothing.
+	RecordAccessKeyUse(ctx context.Context, uses []AccessKeyUse) error
 
 	// EnsureBuiltins creates the built-in workspaces if missing and applies
 	// the seed bindings idempotently.

@@ -61,7 +61,7 @@ func (s *Store) bump(ctx context.Context, c conn) (int64, error) {
 	if c.t != nil {
 		c.t.revision = rev
 	}
-	return rev, s.d.notify(ctx, c, rev)
+	return rev, s.d.notify(ctx, c, revisionNotice(rev))
 }
 
 func (s *Store) insertBinding(ctx context.Context, c conn, name, principal, workspace, role, by string, at store.Timestamp, rev int64) (store.RoleBinding, error) {

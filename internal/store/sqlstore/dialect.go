@@ -36,7 +36,13 @@ type dialect struct {
 	// lockPolicy serializes binding writers for the rest of the transaction.
 	lockPolicy     string
 	lockMigrations func(ctx context.Context, c conn) error
-	notify         func(ctx context.Context, c conn, revision int64) error
+	// notify sends payload on PolicyChannel when the transaction commits
+	// (PostgreSQL; a no-op on SQLite, whose only process is this one).
+	notify func(ctx context.Context, c conn, payload string) error
+	// forUpdate ends a SELECT that locks the rows it reads until the
+	// transaction ends ("" on SQLite, whose write transactions hold the
+	// database lock from BEGIN IMMEDIATE).
+	forUpdate string
 	snapshotOpts   *sql.TxOptions
 	isUnique       func(err error) bool
 }
@@ -96,7 +102,7 @@ var sqliteDialect = &dialect{
 	},
 	lockPolicy:     `SELECT revision FROM policy_state WHERE id = 1`,
 	lockMigrations: func(context.Context, conn) error { return nil }, // BEGIN IMMEDIATE
-	notify:         func(context.Context, conn, int64) error { return nil },
+	notify:         func(context.Context, conn, string) error { return nil },
 	isUnique: func(err error) bool {
 		var e *sqlite.Error
 		if errors.As(err, &e) {
@@ -145,10 +151,11 @@ var postgresDialect = &dialect{
 		_, err := c.exec(ctx, `SELECT pg_advisory_xact_lock(7243016)`)
 		return err
 	},
-	notify: func(ctx context.Context, c conn, revision int64) error {
-		_, err := c.exec(ctx, `SELECT pg_notify('nmp_policy', ?)`, strconv.FormatInt(revision, 10))
+	notify: func(ctx context.Context, c conn, payload string) error {
+		_, err := c.exec(ctx, `SELECT pg_notify('`+PolicyChannel+`', ?)`, payload)
 		return err
 	},
+	forUpdate: " FOR UPDATE",
 	snapshotOpts: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	isUnique: func(err error) bool {
 		var e *pgconn.PgError

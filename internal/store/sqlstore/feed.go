@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,8 +14,37 @@ import (
 )
 
 // PolicyChannel is the PostgreSQL channel on which binding writes announce
-// their new policy revision (NOTIFY in the writing transaction).
+// their new policy revision, and access-key writes the key whose state
+// they changed (NOTIFY in the writing transaction). A payload is either
+// the decimal revision or accessKeyPrefix and the key's jti.
 const PolicyChannel = "nmp_policy"
+
+// accessKeyPrefix starts the payload of an access-key notice.
+const accessKeyPrefix = "ak:"
+
+func revisionNotice(rev int64) string { return strconv.FormatInt(rev, 10) }
+
+func accessKeyNotice(jti string) string { return accessKeyPrefix + jti }
+
+// errMalformedNotice is a payload on PolicyChannel that is neither a
+// revision nor an access-key notice.
+var errMalformedNotice = errors.New("malformed policy notification payload")
+
+// parseNotice turns a PolicyChannel payload into the event it announces:
+// a positive decimal revision, or "ak:" and a valid access key jti.
+func parseNotice(payload string) (store.PolicyEvent, error) {
+	if jti, ok := strings.CutPrefix(payload, accessKeyPrefix); ok {
+		if !store.ValidJTI(jti) {
+			return store.PolicyEvent{}, errMalformedNotice
+		}
+		return store.PolicyEvent{AccessKey: jti}, nil
+	}
+	rev, err := strconv.ParseInt(payload, 10, 64)
+	if err != nil || rev <= 0 {
+		return store.PolicyEvent{}, errMalformedNotice
+	}
+	return store.PolicyEvent{Revision: rev}, nil
+}
 
 // feed fans this process's committed policy revisions out to its watchers.
 type feed struct {
@@ -55,11 +85,13 @@ const (
 	listenBackoffMax = 5 * time.Second
 )
 
-// WatchPolicy implements store.ChangeFeed: this process's commits are
-// published as they commit; on PostgreSQL, a dedicated connection also
-// LISTENs on PolicyChannel for every replica's commits, reconnecting with
-// backoff, and each (re)connection is a Resync since notices may have been
-// missed meanwhile.
+// WatchPolicy implements store.ChangeFeed: this process's commits (new
+// policy revisions and access-key state changes) are published as they
+// commit; on PostgreSQL, a dedicated connection also LISTENs on
+// PolicyChannel for every replica's commits, reconnecting with backoff,
+// and each (re)connection is a Resync since notices may have been missed
+// meanwhile. A malformed payload ends the connection like a network
+// failure (an Err, then a Resync once reconnected).
 func (s *Store) WatchPolicy(ctx context.Context, emit func(store.PolicyEvent)) error {
 	cancel := s.feed.subscribe(emit)
 	defer cancel()
@@ -104,10 +136,10 @@ func (s *Store) listenOnce(ctx context.Context, connected func(), emit func(stor
 		if err != nil {
 			return err
 		}
-		rev, perr := strconv.ParseInt(n.Payload, 10, 64)
-		if perr != nil || rev <= 0 {
-			return errors.New("malformed policy notification payload")
+		ev, err := parseNotice(n.Payload)
+		if err != nil {
+			return err
 		}
-		emit(store.PolicyEvent{Revision: rev})
+		emit(ev)
 	}
 }

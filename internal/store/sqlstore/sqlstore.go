@@ -136,6 +136,8 @@ type txState struct {
 	// revision is the policy revision the transaction produced (0 if it
 	// changed no binding).
 	revision int64
+	// accessKeys are the jtis of the access keys whose state it changed.
+	accessKeys []string
 }
 
 func (c conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -154,8 +156,8 @@ func (c conn) row(ctx context.Context, q string, args ...any) *sql.Row {
 func (s *Store) read() conn { return conn{q: s.r, d: s.d} }
 
 // tx runs fn in a write transaction and commits it when fn succeeds. A
-// transaction that changed the policy revision is published to this
-// process's policy watchers once it has committed.
+// transaction that changed the policy revision or access-key states is
+// published to this process's policy watchers once it has committed.
 func (s *Store) tx(ctx context.Context, fn func(c conn) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -171,6 +173,9 @@ func (s *Store) tx(ctx context.Context, fn func(c conn) error) error {
 	}
 	if st.revision > 0 {
 		s.feed.publish(store.PolicyEvent{Revision: st.revision})
+	}
+	for _, jti := range st.accessKeys {
+		s.feed.publish(store.PolicyEvent{AccessKey: jti})
 	}
 	return nil
 }
