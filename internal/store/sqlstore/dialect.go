@@ -42,9 +42,9 @@ type dialect struct {
 	// forUpdate ends a SELECT that locks the rows it reads until the
 	// transaction ends ("" on SQLite, whose write transactions hold the
 	// database lock from BEGIN IMMEDIATE).
-	forUpdate string
-	snapshotOpts   *sql.TxOptions
-	isUnique       func(err error) bool
+	forUpdate    string
+	snapshotOpts *sql.TxOptions
+	isUnique     func(err error) bool
 }
 
 // mapError turns a unique violation that slipped past the explicit
@@ -155,7 +155,7 @@ var postgresDialect = &dialect{
 		_, err := c.exec(ctx, `SELECT pg_notify('`+PolicyChannel+`', ?)`, payload)
 		return err
 	},
-	forUpdate: " FOR UPDATE",
+	forUpdate:    " FOR UPDATE",
 	snapshotOpts: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	isUnique: func(err error) bool {
 		var e *pgconn.PgError
