@@ -59,6 +59,14 @@ func Run(t *testing.T, open Factory) {
 		{"EntityConcurrentUpdate", testEntityConcurrentUpdate},
 		{"LastSeen", testLastSeen},
 		{"LastSeenLargeBatch", testLastSeenLargeBatch},
+		{"AccessKeyCreateGet", testAccessKeyCreateGet},
+		{"AccessKeyList", testAccessKeyList},
+		{"AccessKeyTransitions", testAccessKeyTransitions},
+		{"AccessKeyUnsuspendExpired", testAccessKeyUnsuspendExpired},
+		{"AccessKeyRotate", testAccessKeyRotate},
+		{"AccessKeyRotateConcurrent", testAccessKeyRotateConcurrent},
+		{"AccessKeyUse", testAccessKeyUse},
+		{"AccessKeyFeed", testAccessKeyFeed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
