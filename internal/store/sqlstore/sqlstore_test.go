@@ -91,3 +91,47 @@ func TestPolicyFeedAcrossReplicas(t *testing.T) {
 	}
 	rec.WaitFor(t, "a revision after the reconnect", i+1, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Revision == ch.Revision })
 }
+
+// TestAccessKeyFeedAcrossReplicas: on PostgreSQL an access-key status
+// change, rotation or revocation committed by one store (a replica)
+// reaches another's watcher as an event naming the key, through
+// LISTEN/NOTIFY (the other store's own feed never sees the commit).
+func TestAccessKeyFeedAcrossReplicas(t *testing.T) {
+	dsn := pgtest.SchemaURL(t)
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { testenv.Close(t, s) })
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	rec := storetest.Watch(t, b)
+	now := time.Now()
+	k, err := a.CreateAccessKey(ctx, storetest.NewAccessKey("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	about := func(jti string) func(store.PolicyEvent) bool {
+		return func(ev store.PolicyEvent) bool { return ev.AccessKey == jti && ev.Revision == 0 && !ev.Resync }
+	}
+	if _, _, err := a.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeySuspended, now); err != nil {
+		t.Fatal(err)
+	}
+	i := rec.WaitFor(t, "the suspension on the other replica", 0, 20*time.Second, about(k.JTI))
+	if _, _, err := a.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeyActive, now); err != nil {
+		t.Fatal(err)
+	}
+	i = rec.WaitFor(t, "the unsuspension on the other replica", i+1, 20*time.Second, about(k.JTI))
+	if _, _, err := a.RotateAccessKey(ctx, k.JTI, now.Add(time.Hour), storetest.NewAccessKey("alice"), now); err != nil {
+		t.Fatal(err)
+	}
+	i = rec.WaitFor(t, "the rotation on the other replica", i+1, 20*time.Second, about(k.JTI))
+	if _, _, err := a.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeyRevoked, now); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitFor(t, "the revocation on the other replica", i+1, 20*time.Second, about(k.JTI))
+}
+
