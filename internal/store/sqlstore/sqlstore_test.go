@@ -134,4 +134,3 @@ func TestAccessKeyFeedAcrossReplicas(t *testing.T) {
 	}
 	rec.WaitFor(t, "the revocation on the other replica", i+1, 20*time.Second, about(k.JTI))
 }
-

@@ -549,13 +549,19 @@ func testAccessKeyFeed(t *testing.T, s store.Store) {
 		name string
 		do   func() error
 	}{
-		{"suspend", func() error { _, _, err := s.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeySuspended, keyNow); return err }},
+		{"suspend", func() error {
+			_, _, err := s.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeySuspended, keyNow)
+			return err
+		}},
 		{"unsuspend", func() error { _, _, err := s.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeyActive, keyNow); return err }},
 		{"rotate", func() error {
 			_, _, err := s.RotateAccessKey(ctx, k.JTI, keyNow.Add(time.Hour), NewAccessKey("alice"), keyNow)
 			return err
 		}},
-		{"revoke", func() error { _, _, err := s.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeyRevoked, keyNow); return err }},
+		{"revoke", func() error {
+			_, _, err := s.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeyRevoked, keyNow)
+			return err
+		}},
 	}
 	for _, st := range steps {
 		before := announced(k.JTI)
