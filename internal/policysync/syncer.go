@@ -1,6 +1,7 @@
 // Package policysync keeps the embedded policy engine in step with the
 // store: it is the engine's only writer. It consumes the store's change
-// feed (this process's commits and, on PostgreSQL, every replica's),
+// feed (this process's commits and, on PostgreSQL, every replica's;
+// access-key events on the same feed are ignored),
 // applies changes in revision order, reloads fully when changes may have
 // been missed, retries failures promptly with backoff, runs the periodic
 // safety net, reports its state to health and metrics, and lets a write
@@ -148,8 +149,12 @@ func (s *Syncer) Run(ctx context.Context) error {
 	return fmt.Errorf("policy change feed stopped: %w", err)
 }
 
-// note receives feed events; it never blocks.
+// note receives feed events; it never blocks. Access-key events are not
+// the syncer's: a key's state change does not change the policy revision.
 func (s *Syncer) note(ev store.PolicyEvent) {
+	if ev.AccessKey != "" {
+		return
+	}
 	s.mu.Lock()
 	switch {
 	case ev.Err != nil:

@@ -394,3 +394,38 @@ func TestStoreBehindEngine(t *testing.T) {
 		t.Fatal("the engine went back")
 	}
 }
+
+// TestAccessKeyEventsIgnored: events naming an access key share the feed
+// but are not policy changes: even one carrying a revision number moves
+// nothing the syncer knows, and real access-key writes on the store leave
+// the engine's revision and the next binding change's propagation as they
+// were.
+func TestAccessKeyEventsIgnored(t *testing.T) {
+	f := start(t, 0)
+	before := f.syncer.Status()
+	f.src.inject(store.PolicyEvent{AccessKey: "ak_0123456789abcdef0123456789abcdef", Revision: before.Known + 5})
+	if st := f.syncer.Status(); st.Known != before.Known || st.Applied != before.Applied || st.Err != nil {
+		t.Fatalf("an access-key event changed the syncer: %+v → %+v", before, st)
+	}
+	k, err := f.st.CreateAccessKey(ctx, store.AccessKey{JTI: "ak_fedcba9876543210fedcba9876543210", Principal: "alice",
+		EntityType: store.AccessKeyUser, Issuer: "https://nmp.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.st.SetAccessKeyStatus(ctx, k.JTI, store.AccessKeyRevoked, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.syncer.Status(); st.Known != before.Known || st.Applied != before.Applied {
+		t.Fatalf("an access-key write moved the policy revision: %+v → %+v", before, st)
+	}
+	ch, err := f.st.AddMember(ctx, "ml", "bob", []string{"Editor"}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Revision != before.Known+1 {
+		t.Fatalf("binding change at revision %d, want %d (access-key writes must not take revisions)", ch.Revision, before.Known+1)
+	}
+	if err := f.await(t, ch.Revision); err != nil || !f.bobIsEditor() {
+		t.Fatalf("binding change after access-key events: %v (bob editor %v)", err, f.bobIsEditor())
+	}
+}
