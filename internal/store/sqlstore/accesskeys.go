@@ -177,7 +177,7 @@ func (s *Store) ListAccessKeys(ctx context.Context, f store.AccessKeyFilter) ([]
 		cond = `(principal = ? OR entity_type = '` + store.AccessKeyServiceAccount + `')`
 	}
 	keys, err := collect(ctx, s.read(), readAccessKey, `SELECT `+accessKeyCols+` FROM access_keys WHERE `+cond+`
-		ORDER BY created_at DESC, jti LIMIT ? OFFSET ?`, f.Principal, f.PageSize+1, (f.Page-1)*f.PageSize)
+		ORDER BY created_at DESC, jti LIMIT ? OFFSET ?`, f.Principal, f.PageSize+1, store.ListOptions{Page: f.Page, PageSize: f.PageSize}.Offset())
 	if err != nil {
 		return nil, false, err
 	}
