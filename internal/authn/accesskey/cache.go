@@ -100,7 +100,13 @@ func (c *Cache) Lookup(ctx context.Context, jti string) (KeyState, error) {
 	}
 	// The shared lookup outlives the caller that started it (others may
 	// wait for it), bounded by lookupTimeout.
+	if testHookBeforeFlight != nil {
+		testHookBeforeFlight()
+	}
 	ch := c.flight.DoChan(strconv.FormatUint(gen, 10)+"/"+jti, func() (any, error) {
+		if e, ok := c.fresh(jti, gen); ok { // stored by a flight that just ended
+			return answer{e.state, e.notFound}, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		st, err := c.reg.Lookup(lctx, jti)
@@ -125,6 +131,19 @@ func (c *Cache) Lookup(ctx context.Context, jti string) (KeyState, error) {
 		return KeyState{}, ErrNotFound
 	}
 	return a.st, nil
+}
+
+// testHookBeforeFlight, if set, runs before a lookup joins or starts a
+// registry call (tests).
+var testHookBeforeFlight func()
+
+// fresh is the unexpired entry of jti, if the cache is still at
+// generation gen.
+func (c *Cache) fresh(jti string, gen uint64) (cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[jti]
+	return e, ok && c.gen == gen && c.now().Before(e.expires)
 }
 
 // store records an answer fetched at generation gen, unless the cache was

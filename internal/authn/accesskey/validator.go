@@ -50,6 +50,8 @@ const (
 	TokenCacheTTL = 5 * time.Minute
 )
 
+var b64 = base64.RawURLEncoding.Strict()
+
 // KeySource finds the public key of a kid: the current signing key or a
 // previous one (signing.Keys).
 type KeySource interface {
@@ -194,10 +196,17 @@ func (v *Validator) verify(token string, now time.Time) (_ *verified, refused *a
 	if strings.Count(token, ".") != 2 {
 		return nil, reject(reasonMalformed, "token must have three parts")
 	}
+	// Strict unpadded base64url: one string per token (go-jose would also
+	// accept non-canonical trailing bits).
+	for part := range strings.SplitSeq(token, ".") {
+		if _, err := b64.DecodeString(part); err != nil {
+			return nil, reject(reasonMalformed, "parts must be unpadded base64url")
+		}
+	}
 	rawHeader, _, _ := strings.Cut(token, ".")
-	hb, err := base64.RawURLEncoding.DecodeString(rawHeader)
-	if err != nil || json.Unmarshal(hb, &h) != nil {
-		return nil, reject(reasonMalformed, "header is not base64url JSON")
+	hb, _ := b64.DecodeString(rawHeader)
+	if json.Unmarshal(hb, &h) != nil {
+		return nil, reject(reasonMalformed, "header is not a JSON object")
 	}
 	switch {
 	case strings.EqualFold(h.Alg, "none"):
@@ -206,6 +215,8 @@ func (v *Validator) verify(token string, now time.Time) (_ *verified, refused *a
 		return nil, reject(reasonAlgNotAllowed, "alg %q not allowed; access keys are RS256", bound(h.Alg))
 	case h.Crit != nil:
 		return nil, reject(reasonCritHeader, "crit header not supported")
+	case strings.HasSuffix(token, "."):
+		return nil, reject(reasonMalformed, "empty signature")
 	}
 	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || len(jws.Signatures) != 1 {
