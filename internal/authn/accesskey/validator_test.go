@@ -317,7 +317,9 @@ func TestMintRoundTrip(t *testing.T) {
 			}},
 		{"service account without expiry or scopes", MintRequest{JTI: testJTI, Subject: "service-account:bot",
 			EntityType: EntityServiceAccount, Name: "bot", IssuedAt: now},
-			func(p *authn.Principal) bool { return p.ID == "service-account:bot" && p.Scopes == nil && p.Groups == nil }},
+			func(p *authn.Principal) bool {
+				return p.ID == "service-account:bot" && p.Scopes == nil && p.Groups == nil
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
