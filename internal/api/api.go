@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/bundle"
@@ -46,6 +48,10 @@ type Options struct {
 	Bundle *bundle.Server
 	// Tokens validates bearer tokens; nil means no validator is enabled.
 	Tokens authn.TokenValidator
+	// SigningKeys publishes the platform's own public signing keys at
+	// /apis/auth/jwks (*signing.Keys; nil: access keys not enabled, an
+	// empty set).
+	SigningKeys JWKSSource
 	// IdP caches the OIDC issuer's discovery document (nil without OIDC).
 	IdP *authn.DiscoveryCache
 	// Propagation lets a write that changed role bindings wait until this
@@ -58,6 +64,11 @@ type Options struct {
 	// LastSeen records each authenticated caller's request time (nil:
 	// nothing is recorded).
 	LastSeen *lastseen.Recorder
+}
+
+// JWKSSource is the platform's public signing keys (signing.Keys).
+type JWKSSource interface {
+	JWKS() jose.JSONWebKeySet
 }
 
 // Propagation is this process's policy propagation (policysync.Syncer).
@@ -81,6 +92,7 @@ type Server struct {
 	localPDP           pdp.DecisionPoint
 	bundle             *bundle.Server
 	ident              *authn.Identifier
+	signingKeys        JWKSSource
 	idp                *authn.DiscoveryCache
 	propagation        Propagation
 	propagationTimeout time.Duration
@@ -110,7 +122,8 @@ func New(o Options) http.Handler {
 func newServer(o Options) *Server {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
-		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen}
+		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen,
+		signingKeys: o.SigningKeys}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}

@@ -136,7 +136,7 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 	var p *authn.Principal
 	if header := req.Header.Get("Authorization"); header != "" {
 		if !s.ident.BearerConfigured() {
-			s.log.ErrorContext(ctx, "gateway check called but no token validator is configured (enable auth.oidc or auth.allow_unsigned_jwt)")
+			s.log.ErrorContext(ctx, "gateway check called but no token validator is configured (enable auth.oidc, auth.access_keys or auth.allow_unsigned_jwt)")
 			return GatewayResult{}, apierror.New(http.StatusInternalServerError, "misconfigured", "No bearer token validation is configured")
 		}
 		var err error
@@ -203,6 +203,10 @@ func calloutBody(p *authn.Principal) map[string]any {
 		}
 		return xs
 	}
-	return map[string]any{"principal": p.ID, "token_kind": "oidc_access_token", "email": nullable(p.Email),
+	kind := "oidc_access_token"
+	if p.AccessKey {
+		kind = "access_key"
+	}
+	return map[string]any{"principal": p.ID, "token_kind": kind, "email": nullable(p.Email),
 		"groups": orEmpty(p.Groups), "scopes": orEmpty(p.Scopes), "jti": nullable(p.TokenID)}
 }

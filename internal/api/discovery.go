@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // discovery serves GET /apis/auth/discovery (authn.md "Discovery"): what
@@ -52,10 +54,17 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// jwks serves the platform's own signing keys (for access keys, phase 2):
-// none yet, so an empty set.
+// jwks serves the platform's own public signing keys (the keys of access
+// keys): an empty set when access keys are not enabled.
 func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	if s.signingKeys != nil {
+		set = s.signingKeys.JWKS()
+		if set.Keys == nil {
+			set.Keys = []jose.JSONWebKey{}
+		}
+	}
+	writeJSON(w, http.StatusOK, set)
 	return nil
 }

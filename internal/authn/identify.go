@@ -192,7 +192,11 @@ func (i *Identifier) Bearer(ctx context.Context, authorization string) (*Princip
 	if err != nil {
 		var un *IdPUnavailable
 		if errors.As(err, &un) {
-			return nil, &Rejection{Code: CodeIdPUnavailable, Message: "Identity provider unavailable; try again later",
+			msg := "Identity provider unavailable; try again later"
+			if un.Message != "" {
+				msg = un.Message
+			}
+			return nil, &Rejection{Code: CodeIdPUnavailable, Message: msg,
 				Reason: CodeIdPUnavailable, Detail: un.Reason, Err: err}
 		}
 		sub := "invalid"

@@ -24,6 +24,10 @@ type Principal struct {
 	// TokenID is the jti of the bearer token that authenticated the
 	// principal, if it had one.
 	TokenID string
+	// AccessKey: the principal was authenticated by one of the
+	// platform's scoped access keys (TokenID is then the key's jti), not
+	// by an IdP's token or identity headers.
+	AccessKey bool
 }
 
 // Actor is the id recorded in audit columns: the on-behalf-of user if

@@ -82,6 +82,8 @@ var tokenDescriptions = map[string]string{
 	"opaque_token":                   "token is opaque (not a JWT); send a JWT access token or enable introspection",
 	"inactive_token":                 "token is not active",
 	"not_access_token":               "token is not an access token",
+	"invalid_claim":                  "token has an invalid claim",
+	"access_key_rejected":            "access key is not usable",
 }
 
 // TokenErrorDescription is the error_description of a WWW-Authenticate

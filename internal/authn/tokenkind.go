@@ -18,6 +18,10 @@ import (
 type IdPUnavailable struct {
 	Reason string // security-log sub-reason, e.g. introspection_failed
 	Detail string
+	// Message, if set, replaces what the client is told ("Identity
+	// provider unavailable; try again later"), for a validation
+	// dependency that is not the IdP (the access-key registry).
+	Message string
 }
 
 func (e *IdPUnavailable) Error() string {
@@ -56,15 +60,50 @@ func LooksLikeJWT(token string) bool {
 	return json.Unmarshal(raw, &hdr) == nil && hdr.Alg != nil
 }
 
+// UnverifiedIssuer is the string iss of a JWT's payload, decoded without
+// any check of the signature; "" when the token is not a JWT, the payload
+// does not decode or iss is not a string. It only routes a token to the
+// validator that will check it.
+func UnverifiedIssuer(token string) string {
+	_, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return ""
+	}
+	payload, _, ok := strings.Cut(rest, ".")
+	if !ok || len(payload) > 16<<10 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Iss any `json:"iss"`
+	}
+	if json.Unmarshal(raw, &claims) != nil {
+		return ""
+	}
+	iss, _ := claims.Iss.(string)
+	return iss
+}
+
 // TokenRouter sends JWT-shaped tokens to one validator and opaque tokens
 // to another (token introspection). Without an opaque-token validator an
 // opaque token is refused with ReasonOpaqueToken and a hint saying how to
 // fix it; the server logs the same advice at most once a minute.
+//
+// With AccessKeys set, a JWT whose (unverified) iss equals AccessKeyIssuer
+// goes to AccessKeys and never to JWT; every other JWT goes to JWT and
+// never to AccessKeys.
 type TokenRouter struct {
-	JWT    TokenValidator // required
+	JWT    TokenValidator // nil: neither OIDC nor unsigned tokens enabled
 	Opaque TokenValidator // nil: introspection not enabled
-	Log    *slog.Logger
-	Now    func() time.Time
+	// AccessKeys validates the platform's own access-key tokens (nil:
+	// access keys not enabled); AccessKeyIssuer is their iss.
+	AccessKeys      TokenValidator
+	AccessKeyIssuer string
+	Log             *slog.Logger
+	Now             func() time.Time
 
 	mu         sync.Mutex
 	lastAdvice time.Time
@@ -75,6 +114,12 @@ var _ TokenValidator = (*TokenRouter)(nil)
 // Validate implements TokenValidator.
 func (r *TokenRouter) Validate(ctx context.Context, token string) (*Principal, error) {
 	if LooksLikeJWT(token) {
+		if r.AccessKeys != nil && r.AccessKeyIssuer != "" && UnverifiedIssuer(token) == r.AccessKeyIssuer {
+			return r.AccessKeys.Validate(ctx, token)
+		}
+		if r.JWT == nil {
+			return nil, &InvalidToken{Reason: "unknown_issuer", Detail: "not an access-key token and no other token validation is enabled"}
+		}
 		return r.JWT.Validate(ctx, token)
 	}
 	if r.Opaque != nil {

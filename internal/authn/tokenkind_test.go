@@ -2,6 +2,8 @@ package authn
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -109,5 +111,84 @@ func TestIdPUnavailableRejection(t *testing.T) {
 	var rej *Rejection
 	if !errors.As(err, &rej) || !rej.Unavailable() || rej.Code != CodeIdPUnavailable || rej.Detail != "introspection_timeout" || rej.BadInput() {
 		t.Fatalf("err %#v", err)
+	}
+}
+
+// jwtWithIssuer is an (unsigned-looking) JWT-shaped token whose payload
+// holds iss; the router never checks signatures.
+func jwtWithIssuer(iss any) string {
+	payload, _ := json.Marshal(map[string]any{"iss": iss, "sub": "x"})
+	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(payload) + ".c2ln"
+}
+
+// TestTokenRouterAccessKeys: a JWT whose iss is the access-key issuer goes
+// to the access-key validator only; every other token goes where it went
+// before, never to the access-key validator.
+func TestTokenRouterAccessKeys(t *testing.T) {
+	const akIss = "https://nmp.example.com/apis/auth"
+	tests := []struct {
+		name                     string
+		token                    string
+		wantJWT, wantAK, wantOpq int
+	}{
+		{"access-key issuer", jwtWithIssuer(akIss), 0, 1, 0},
+		{"oidc issuer", jwtWithIssuer("https://idp.example.com/"), 1, 0, 0},
+		{"issuer with trailing slash", jwtWithIssuer(akIss + "/"), 1, 0, 0},
+		{"issuer differing in case", jwtWithIssuer(strings.ToUpper(akIss)), 1, 0, 0},
+		{"issuer not a string", jwtWithIssuer([]string{akIss}), 1, 0, 0},
+		{"no issuer", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", 1, 0, 0},
+		{"opaque token containing the issuer", akIss, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			jwt, ak, opaque := &recordTokens{}, &recordTokens{}, &recordTokens{}
+			r := &TokenRouter{JWT: jwt, Opaque: opaque, AccessKeys: ak, AccessKeyIssuer: akIss}
+			if _, err := r.Validate(context.Background(), tt.token); err != nil {
+				t.Fatal(err)
+			}
+			if len(jwt.got) != tt.wantJWT || len(ak.got) != tt.wantAK || len(opaque.got) != tt.wantOpq {
+				t.Fatalf("jwt %d, access keys %d, opaque %d; want %d, %d, %d",
+					len(jwt.got), len(ak.got), len(opaque.got), tt.wantJWT, tt.wantAK, tt.wantOpq)
+			}
+		})
+	}
+	t.Run("without access keys the issuer goes to the JWT validator", func(t *testing.T) {
+		jwt := &recordTokens{}
+		r := &TokenRouter{JWT: jwt, AccessKeyIssuer: akIss}
+		if _, err := r.Validate(context.Background(), jwtWithIssuer(akIss)); err != nil || len(jwt.got) != 1 {
+			t.Fatalf("err %v, jwt %v", err, jwt.got)
+		}
+	})
+	t.Run("access keys only: other JWTs refused as unknown issuer", func(t *testing.T) {
+		ak := &recordTokens{}
+		r := &TokenRouter{AccessKeys: ak, AccessKeyIssuer: akIss}
+		_, err := r.Validate(context.Background(), jwtWithIssuer("https://idp.example.com/"))
+		var it *InvalidToken
+		if !errors.As(err, &it) || it.Reason != "unknown_issuer" || len(ak.got) != 0 {
+			t.Fatalf("err %v, access keys %v", err, ak.got)
+		}
+		if _, err := r.Validate(context.Background(), jwtWithIssuer(akIss)); err != nil || len(ak.got) != 1 {
+			t.Fatalf("err %v, access keys %v", err, ak.got)
+		}
+	})
+}
+
+func TestUnverifiedIssuer(t *testing.T) {
+	tests := []struct {
+		name, token, want string
+	}{
+		{"string", jwtWithIssuer("https://a"), "https://a"},
+		{"number", jwtWithIssuer(5), ""},
+		{"two parts", "eyJhbGciOiJSUzI1NiJ9.e30", ""},
+		{"payload not base64", "eyJhbGciOiJSUzI1NiJ9.!!.x", ""},
+		{"payload not JSON", "eyJhbGciOiJSUzI1NiJ9.bm90.x", ""},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := UnverifiedIssuer(tt.token); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -135,6 +135,17 @@ type TokenSigningConfig struct {
 	Issuer         *string `yaml:"issuer"`
 	KeyID          string  `yaml:"key_id"`
 	PrivateKeyFile *string `yaml:"private_key_file"`
+	// PreviousKeys are retired signing keys whose tokens are still
+	// accepted (and whose public keys are still published) during a
+	// planned rotation of the signing key.
+	PreviousKeys []PreviousSigningKey `yaml:"previous_keys"`
+}
+
+// PreviousSigningKey is one `auth.token_signing.previous_keys` item: a
+// retired signing key's id and the PEM file holding its public key.
+type PreviousSigningKey struct {
+	KeyID         string `yaml:"key_id"`
+	PublicKeyFile string `yaml:"public_key_file"`
 }
 
 // AccessKeysConfig is the `auth.access_keys` section.
@@ -267,7 +278,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 					MaxConcurrentRequests: 8,
 				},
 			},
-			TokenSigning: TokenSigningConfig{KeyID: "nemo-platform-signing"},
+			TokenSigning: TokenSigningConfig{KeyID: "nemo-platform-signing", PreviousKeys: []PreviousSigningKey{}},
 			AccessKeys: AccessKeysConfig{
 				Audience:                      "nemo-platform-access-key",
 				IssueFormat:                   "jwt",

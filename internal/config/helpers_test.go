@@ -85,14 +85,3 @@ func unsupportedEntry(key string) (unsupportedKey, bool) {
 	}
 	return unsupportedKeys[i], true
 }
-
-// refused is the error line of the unsupported key set to a value other
-// than its default (unsupported.go).
-func refused(key string) string {
-	u, ok := unsupportedEntry(key)
-	d, found := keyValue(testDefaults(), key)
-	if !ok || !found {
-		panic("refused: " + key + " is not an unsupported key")
-	}
-	return key + ": " + u.reason + "; remove the key or set it to its default " + describeValue(d)
-}

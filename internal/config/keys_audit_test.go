@@ -524,15 +524,26 @@ func TestAuditKeys(t *testing.T) {
 	}
 }
 
-// TestUnsupportedKeyMessage pins the wording of a refusal.
+// TestUnsupportedKeyMessage pins the wording of a refusal. No key is
+// unsupported in this version, so the test lists two real keys itself.
 func TestUnsupportedKeyMessage(t *testing.T) {
+	saved := unsupportedKeys
+	t.Cleanup(func() { unsupportedKeys = saved })
+	unsupportedKeys = []unsupportedKey{
+		{"auth.token_signing.issuer", "the platform mints no tokens in this test"},
+		{"auth.access_keys.accepted_formats", "access keys are not built in this test"},
+	}
 	c := testDefaults()
 	c.Auth.TokenSigning.Issuer = ptr("https://nmp.example.com/apis/auth")
 	c.Auth.AccessKeys.AcceptedFormats = nil
 	_, err := c.Validate()
 	requireLines(t, "errors", errLines(err, ""), []string{
-		"auth.token_signing.issuer: the platform mints tokens only for scoped access keys, which are not built in this version; " +
-			"remove the key or set it to its default null",
-		`auth.access_keys.accepted_formats: scoped access keys are not built in this version; remove the key or set it to its default ["jwt"]`,
+		"auth.token_signing.issuer: the platform mints no tokens in this test; remove the key or set it to its default null",
+		`auth.access_keys.accepted_formats: access keys are not built in this test; remove the key or set it to its default ["jwt"]`,
 	})
+	c.Auth.TokenSigning.Issuer = ptr("")
+	c.Auth.AccessKeys.AcceptedFormats = []string{"jwt"}
+	if _, err := c.Validate(); err != nil {
+		t.Errorf("unsupported keys at their defaults refused: %v", err)
+	}
 }

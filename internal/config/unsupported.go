@@ -16,26 +16,9 @@ type unsupportedKey struct {
 	reason string
 }
 
-const (
-	reasonAccessKeys = "scoped access keys are not built in this version"
-	reasonSigning    = "the platform mints tokens only for scoped access keys, which are not built in this version"
-)
-
 // unsupportedKeys is the one list of such keys. The key audit test requires
 // every key to be read by the server or listed here.
-var unsupportedKeys = []unsupportedKey{
-	{"auth.access_keys.enabled", reasonAccessKeys},
-	{"auth.access_keys.audience", reasonAccessKeys},
-	{"auth.access_keys.issue_format", reasonAccessKeys},
-	{"auth.access_keys.accepted_formats", reasonAccessKeys},
-	{"auth.access_keys.default_expires_in_seconds", reasonAccessKeys},
-	{"auth.access_keys.max_expires_in_seconds", reasonAccessKeys},
-	{"auth.access_keys.rotation_grace_period_seconds", reasonAccessKeys},
-	{"auth.access_keys.max_rotation_grace_period_seconds", reasonAccessKeys},
-	{"auth.token_signing.issuer", reasonSigning},
-	{"auth.token_signing.key_id", reasonSigning},
-	{"auth.token_signing.private_key_file", reasonSigning},
-}
+var unsupportedKeys = []unsupportedKey{}
 
 // unsupportedDefaults holds the defaults the keys are compared with (none
 // of them depends on the environment).

@@ -288,6 +288,48 @@ func (c *Config) validateAccessKeys(p *problems) {
 	if k.Enabled && c.DatabaseKind() == DatabasePostgres && (keyFile == nil || *keyFile == "") {
 		p.errorf("auth.token_signing.private_key_file", "required when auth.access_keys.enabled is true with PostgreSQL")
 	}
+	if k.Audience == "" {
+		p.errorf("auth.access_keys.audience", "must not be empty")
+	}
+	c.validateTokenSigning(p)
+}
+
+// validateTokenSigning checks the signing key's id, the previous keys of
+// a planned rotation and, with access keys and OIDC both enabled, that
+// the two kinds of token cannot be mistaken for each other by issuer.
+func (c *Config) validateTokenSigning(p *problems) {
+	ts := &c.Auth.TokenSigning
+	if ts.KeyID == "" {
+		p.errorf("auth.token_signing.key_id", "must not be empty")
+	}
+	if ts.Issuer != nil && *ts.Issuer != "" {
+		checkHTTPURL(p, "auth.token_signing.issuer", *ts.Issuer)
+	}
+	seen := make(map[string]bool)
+	for i, pk := range ts.PreviousKeys {
+		key := fmt.Sprintf("auth.token_signing.previous_keys[%d]", i)
+		switch {
+		case pk.KeyID == "":
+			p.errorf(key+".key_id", "required")
+		case pk.KeyID == ts.KeyID:
+			p.errorf(key+".key_id", "must differ from auth.token_signing.key_id (%q)", ts.KeyID)
+		case seen[pk.KeyID]:
+			p.errorf(key+".key_id", "duplicate key_id %q", pk.KeyID)
+		}
+		seen[pk.KeyID] = true
+		if pk.PublicKeyFile == "" {
+			p.errorf(key+".public_key_file", "required")
+		}
+	}
+	if !c.Auth.AccessKeys.Enabled || !c.Auth.OIDC.Enabled {
+		return
+	}
+	iss := c.TokenSigningIssuer()
+	for _, oidcIss := range append([]string{c.Auth.OIDC.Issuer}, c.Auth.OIDC.AdditionalIssuers...) {
+		if oidcIss != "" && oidcIss == iss {
+			p.errorf("auth.token_signing.issuer", "must differ from the OIDC issuer %q: access-key tokens are recognized by their issuer", iss)
+		}
+	}
 }
 
 func (c *Config) validateEntities(p *problems) {

@@ -26,7 +26,7 @@ const (
 	// ServicePrefix starts the id of an internal service principal.
 	ServicePrefix = "service:"
 	// ServiceAccountPrefix starts the id of an access key's service
-	// account (phase 2).
+	// account.
 	ServiceAccountPrefix = "service-account:"
 )
 
