@@ -64,6 +64,14 @@ type Options struct {
 	// LastSeen records each authenticated caller's request time (nil:
 	// nothing is recorded).
 	LastSeen *lastseen.Recorder
+	// AccessKeys is the access-key API's minting and policy (zero: access
+	// keys disabled).
+	AccessKeys AccessKeyOptions
+	// KeyUse records when each access key was last used (nil: nothing
+	// recorded).
+	KeyUse *lastseen.Recorder
+	// Clock is the time of access-key metadata and changes (nil: time.Now).
+	Clock func() time.Time
 }
 
 // JWKSSource is the platform's public signing keys (signing.Keys).
@@ -99,6 +107,9 @@ type Server struct {
 	hardening          HardeningOptions
 	mux                *http.ServeMux
 	lastSeen           *lastseen.Recorder
+	keys               AccessKeyOptions
+	keyUse             *lastseen.Recorder
+	clock              func() time.Time
 }
 
 // New builds the API handler with its full middleware chain.
@@ -123,7 +134,7 @@ func newServer(o Options) *Server {
 	s := &Server{cfg: o.Config, store: o.Store, roles: o.Roles, health: o.Health, metrics: o.Metrics,
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
 		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen,
-		signingKeys: o.SigningKeys}
+		signingKeys: o.SigningKeys, keys: o.AccessKeys, keyUse: o.KeyUse, clock: o.Clock}
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}
@@ -154,6 +165,7 @@ func (s *Server) routes() {
 	s.handle("DELETE "+auth+"/iam/role-bindings/{name}", s.deleteRoleBinding)
 	s.handle("GET "+BundlePath, s.opaBundle)
 	s.handle("GET "+HardeningPath, s.hardeningReport)
+	s.accessKeyRoutes()
 
 	const ws = EntitiesPrefix + "/workspaces"
 	s.handle("GET "+ws, s.listWorkspaces)

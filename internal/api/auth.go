@@ -94,6 +94,7 @@ func (s *Server) identify(next http.Handler) http.Handler {
 		if id.Principal != nil {
 			r = r.WithContext(authn.WithPrincipal(r.Context(), id.Principal))
 			s.lastSeen.SeenCaller(id.Principal)
+			s.keyUsed(id.Principal)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -207,11 +208,20 @@ func (s *Server) decideAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts,
 // decisionAt is decideAt that also returns the allowing decision (its
 // reason names the rule).
 func (s *Server) decisionAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts, p *authn.Principal, method, path string) (authz.Decision, error) {
-	d, err := dp.Allow(ctx, pdp.RequestInput(p, method, path))
+	d, err := s.allow(ctx, dp, p, method, path)
 	if err != nil {
 		return authz.Decision{}, s.pdpFailedAt(f, p, err)
 	}
 	return d, s.refuseDenied(f, p, d, method, path)
+}
+
+// allow is the allow decision for p sending method and path: dp's, after
+// an access key's own scopes (keyScopeDecision).
+func (s *Server) allow(ctx context.Context, dp pdp.DecisionPoint, p *authn.Principal, method, path string) (authz.Decision, error) {
+	if d, decided := s.keyScopeDecision(p, method, path); decided {
+		return d, nil
+	}
+	return dp.Allow(ctx, pdp.RequestInput(p, method, path))
 }
 
 // refuseDenied records the decision and turns a deny into the API's

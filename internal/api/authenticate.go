@@ -148,6 +148,7 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 		return GatewayResult{}, s.refusedAt(req.log, authn.MissingToken())
 	}
 	s.lastSeen.SeenCaller(p) // nil (anonymous) records nothing
+	s.keyUsed(p)
 	if !req.Authorize {
 		return GatewayResult{Principal: p}, nil
 	}

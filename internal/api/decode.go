@@ -22,6 +22,23 @@ type field struct {
 	required bool
 }
 
+// presence is implemented by destinations that must know whether their
+// member was sent at all, null included (where absent and null mean
+// different things).
+type presence interface{ markPresent() }
+
+// nullableInt is an optional integer member that may be null: Given
+// tells absent (false) from sent, Value nil is null.
+type nullableInt struct {
+	Given bool
+	Value *int
+}
+
+func (n *nullableInt) markPresent() { n.Given = true }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *nullableInt) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, &n.Value) }
+
 var (
 	errEmptyBody = errors.New("empty request body")
 	errNotObject = errors.New("request body is not a JSON object")
@@ -55,8 +72,20 @@ func readObject(r *http.Request) (map[string]json.RawMessage, error) {
 // null or missing required member is 422 naming the field. All field
 // problems are reported together.
 func decodeBody(r *http.Request, fields ...field) error {
+	return decodeObject(r, false, fields...)
+}
+
+// decodeOptionalBody is decodeBody for a request whose body may be left
+// out: an empty body is the empty object.
+func decodeOptionalBody(r *http.Request, fields ...field) error {
+	return decodeObject(r, true, fields...)
+}
+
+func decodeObject(r *http.Request, optional bool, fields ...field) error {
 	members, err := readObject(r)
 	switch {
+	case errors.Is(err, errEmptyBody) && optional:
+		members = map[string]json.RawMessage{}
 	case errors.Is(err, errEmptyBody):
 		return apierror.Validation("request body is required", "body")
 	case errors.Is(err, errNotObject):
@@ -82,6 +111,9 @@ func decodeBody(r *http.Request, fields ...field) error {
 	for _, f := range fields {
 		raw, present := members[f.name]
 		isNull := present && string(bytes.TrimSpace(raw)) == "null"
+		if p, ok := f.dst.(presence); ok && present {
+			p.markPresent()
+		}
 		switch {
 		case !present || isNull:
 			if f.required {

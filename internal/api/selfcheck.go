@@ -97,7 +97,7 @@ func (s *Server) selfCheck(w http.ResponseWriter, r *http.Request) error {
 // canRequest is the request form of self-check: the allow decision for
 // subject (nil: anonymous) with its scopes.
 func (s *Server) canRequest(r *http.Request, subject *authn.Principal, method, path string) (selfCheckAnswer, error) {
-	d, err := s.pdp.Allow(r.Context(), pdp.RequestInput(subject, method, path))
+	d, err := s.allow(r.Context(), s.pdp, subject, method, path)
 	return selfCheckAnswer{Allowed: d.Allowed, Reason: d.Reason}, err
 }
 

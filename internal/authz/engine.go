@@ -250,9 +250,9 @@ func (r request) hasPerms(workspace string, reqs []permReq, implicitService bool
 	return true
 }
 
-// scopesOK is the scope layer: true when the token has no colon scopes,
+// ScopesOK is the scope layer: true when the token has no colon scopes,
 // the endpoint lists none, or one of the endpoint's scopes was granted.
-func scopesOK(token, endpoint []string) bool {
+func ScopesOK(token, endpoint []string) bool {
 	colon := false
 	for _, s := range token {
 		if strings.Contains(s, ":") {
@@ -322,7 +322,7 @@ func (e *Engine) Allow(in Input) Decision {
 		return deny("callers_restricted")
 	}
 	if canonical == bundlePath { // row 10
-		if mayRead := r.hasPerms(store.SystemWorkspace, []permReq{p.bundleReq}, true) && scopesOK(in.Scopes, p.bundleScopes); !mayRead {
+		if mayRead := r.hasPerms(store.SystemWorkspace, []permReq{p.bundleReq}, true) && ScopesOK(in.Scopes, p.bundleScopes); !mayRead {
 			return deny("bundle_forbidden")
 		}
 	}
@@ -335,7 +335,7 @@ func (e *Engine) Allow(in Input) Decision {
 		}
 		return deny("unknown_endpoint") // row 13
 	}
-	if !scopesOK(in.Scopes, rt.ep.Scopes) { // row 14
+	if !ScopesOK(in.Scopes, rt.ep.Scopes) { // row 14
 		return deny("scope_missing")
 	}
 	if len(rt.ep.reqs) == 0 { // row 15
