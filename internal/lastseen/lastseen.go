@@ -56,11 +56,16 @@ type Options struct {
 	Health Reporter
 	// StopTimeout bounds the final write when Run is stopped (0: 10 s).
 	StopTimeout time.Duration
+	// Name is the recorder's component name in health and logs (""
+	// means HealthComponent); a second recorder (access-key use) needs
+	// its own.
+	Name string
 }
 
 // Recorder coalesces sightings and writes them in batches. A nil
 // *Recorder records nothing.
 type Recorder struct {
+	name        string
 	store       Writer
 	interval    int64 // nanoseconds; 0 = disabled
 	clock       func() time.Time
@@ -87,10 +92,13 @@ type entry struct {
 // New returns a recorder; it records once Seen is called and writes once
 // Run runs.
 func New(o Options) *Recorder {
-	r := &Recorder{store: o.Store, clock: o.Clock, log: o.Log, health: o.Health,
+	r := &Recorder{name: o.Name, store: o.Store, clock: o.Clock, log: o.Log, health: o.Health,
 		stopTimeout: o.StopTimeout, pending: map[string]time.Time{}}
 	if o.Interval > 0 {
 		r.interval = int64(o.Interval)
+	}
+	if r.name == "" {
+		r.name = HealthComponent
 	}
 	if r.clock == nil {
 		r.clock = time.Now
@@ -199,17 +207,17 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			}
 		}
 		r.failing = true
-		r.log.Error("recording last-seen times failed; retried at the next write", "principals", len(batch), "error", err)
+		r.log.Error("recording "+r.name+" times failed; retried at the next write", "entries", len(batch), "error", err)
 		if r.health != nil {
-			r.health.Set(HealthComponent, err)
+			r.health.Set(r.name, err)
 		}
 		return err
 	}
 	if r.failing {
 		r.failing = false
-		r.log.Info("recording last-seen times works again", "principals", len(batch))
+		r.log.Info("recording "+r.name+" times works again", "entries", len(batch))
 		if r.health != nil {
-			r.health.Set(HealthComponent, nil)
+			r.health.Set(r.name, nil)
 		}
 	}
 	return nil
@@ -229,7 +237,7 @@ func (r *Recorder) prune(now time.Time) {
 }
 
 // Name implements lifecycle.Component.
-func (r *Recorder) Name() string { return HealthComponent }
+func (r *Recorder) Name() string { return r.name }
 
 // Run writes the pending sightings every interval until ctx ends, then
 // writes what it still holds (bounded by StopTimeout) and returns. A
@@ -248,7 +256,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.stopTimeout)
 			defer cancel()
 			if err := r.Flush(fctx); err != nil {
-				return fmt.Errorf("final write of last-seen times: %w", err)
+				return fmt.Errorf("final write of %s times: %w", r.name, err)
 			}
 			return nil
 		case <-t.C:

@@ -85,7 +85,9 @@ type Server struct {
 	// platform's token signing key. All nil unless auth.access_keys.enabled.
 	accessKeyRegistry accesskey.Registry
 	accessKeys        *accesskey.Cache
-	signingKeys       *signing.Keys
+	// keyUse writes the access keys' last_used_at (nil without keys).
+	keyUse      *lastseen.Recorder
+	signingKeys *signing.Keys
 }
 
 // Option adjusts a Server (used by tests).
@@ -108,10 +110,9 @@ func WithProbeClient(c *http.Client) Option { return func(s *Server) { s.probeCl
 // from then on and closes it when Serve returns or New fails.
 func WithStore(st store.Store) Option { return func(s *Server) { s.store = st } }
 
-// WithAccessKeyRegistry sets the access-key registry the validator asks
-// about every access-key token (required when auth.access_keys.enabled).
-// TODO(merge akstore): New builds the adapter over the store itself and
-// this option stays for tests.
+// WithAccessKeyRegistry replaces the access-key registry the validator
+// asks about every access-key token (by default the store's); tests use
+// it to make the registry fail.
 func WithAccessKeyRegistry(r accesskey.Registry) Option {
 	return func(s *Server) { s.accessKeyRegistry = r }
 }
@@ -238,6 +239,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Hardening: api.HardeningOptions{Roles: doc.Roles, Client: s.probeClient, Now: s.clock, StaleMembers: staleMembers(cfg, st)}}
 	if s.signingKeys != nil {
 		apiOpts.SigningKeys = s.signingKeys
+		apiOpts.AccessKeys = api.AccessKeyOptions{Minter: accesskey.NewMinter(cfg, s.signingKeys), Policy: accesskey.NewPolicy(cfg),
+			Issuer: cfg.TokenSigningIssuer(), Audience: cfg.Auth.AccessKeys.Audience, Invalidate: s.accessKeys.Invalidate}
+		apiOpts.KeyUse, apiOpts.Clock = s.keyUse, s.clock
 	}
 	s.handler = api.New(apiOpts)
 	if addr := cfg.Auth.ExtAuthz.GRPCAddress; addr != "" {
@@ -258,14 +262,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 // setUpAccessKeys loads (or generates) the token signing key and wraps the
 // access-key registry in its cache.
 func (s *Server) setUpAccessKeys(cfg *config.Config, log *slog.Logger) error {
-	// TODO(merge akstore): build the registry adapter over s.store here
-	// when none was injected, and connect the registry's change feed
-	// (nmp_policy notifications with the "ak:" prefix) to
-	// s.accessKeys.Invalidate / Reset / SetFeedHealthy. Until then the
-	// cache stays bypassed: every request asks the registry.
 	if s.accessKeyRegistry == nil {
-		return errors.New("auth.access_keys.enabled: no access-key registry is available in this build; " +
-			"set auth.access_keys.enabled: false")
+		s.accessKeyRegistry = keyRegistry{store: s.store, clock: s.clock}
 	}
 	keys, err := signing.Load(cfg, log)
 	if err != nil {
@@ -273,6 +271,8 @@ func (s *Server) setUpAccessKeys(cfg *config.Config, log *slog.Logger) error {
 	}
 	s.signingKeys = keys
 	s.accessKeys = accesskey.NewCache(s.accessKeyRegistry, accesskey.CacheClock(s.clock))
+	s.keyUse = newKeyUseRecorder(s.store, s)
+	s.health.Set(keyFeedComponent, errors.New("not connected yet"))
 	log.Info("access keys enabled", "issuer", cfg.TokenSigningIssuer(), "key_id", keys.KeyID(),
 		"audience", cfg.Auth.AccessKeys.Audience)
 	return nil
@@ -345,8 +345,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		background = append(background, s.opaMonitor())
 		defer s.opa.CloseIdleConnections()
 	}
-	// Stopped after the listeners: it writes what the last requests left.
+	if s.accessKeys != nil {
+		background = append(background, keyFeed{feed: s.store, cache: s.accessKeys, health: s.health})
+	}
+	// Stopped after the listeners: they write what the last requests left.
 	background = append(background, s.lastSeen)
+	if s.keyUse != nil {
+		background = append(background, s.keyUse)
+	}
 	if s.extAuthz != nil {
 		// Started last, stopped first: in-flight Checks finish before the
 		// components and the store they use stop.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,16 @@ type Server struct {
 	Config *config.Config
 	Server *server.Server
 	logs   *testenv.Buffer
+	stop   func() error
+}
+
+// Stop stops the server as a shutdown signal would and waits until it has
+// (its final writes done, the store closed); later calls do nothing.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Errorf("server stopped with error: %v", err)
+	}
 }
 
 // Logs returns everything the server logged so far.
@@ -94,13 +105,16 @@ func StartOn(t testing.TB, ln net.Listener, mutate func(*config.Config), opts ..
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	stop := sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
 			t.Errorf("server stopped with error: %v", err)
 		}
 	})
-	return &Server{URL: URL(ln), Config: cfg, Server: srv, logs: logs}
+	return &Server{URL: URL(ln), Config: cfg, Server: srv, logs: logs, stop: stop}
 }
 
 type testWriter struct{ t testing.TB }
