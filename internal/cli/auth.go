@@ -3,7 +3,7 @@ package cli
 import "github.com/spf13/cobra"
 
 // newAuthCommand returns the auth group: login, status, token, refresh,
-// logout and can-i.
+// logout, can-i and access-keys.
 func newAuthCommand(app *App) *cobra.Command {
 	cmd := newGroupCommand("auth", "Log in and inspect what the current credential may do")
 	cmd.AddCommand(
@@ -13,6 +13,7 @@ func newAuthCommand(app *App) *cobra.Command {
 		newAuthRefreshCommand(app),
 		newAuthLogoutCommand(app),
 		newAuthCanICommand(app),
+		newAccessKeysCommand(app),
 	)
 	return cmd
 }
