@@ -75,7 +75,13 @@ type reply struct {
 
 // send sends a request as principal (identity header; "" for none) and
 // returns the status, headers and raw body.
-func send(t *testing.T, method, url, principal, body string) reply {
+func send(t testing.TB, method, url, principal, body string) reply {
+	t.Helper()
+	return sendAs(t, method, url, caller{principal: principal}, body)
+}
+
+// sendAs sends a request authenticated as c.
+func sendAs(t testing.TB, method, url string, c caller, body string) reply {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -87,9 +93,7 @@ func send(t *testing.T, method, url, principal, body string) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if principal != "" {
-		req.Header.Set("X-NMP-Principal-Id", principal)
-	}
+	c.set(req.Header)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

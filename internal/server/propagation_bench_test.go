@@ -108,6 +108,12 @@ func measurePropagation(b *testing.B, writer string, observe propagationObserver
 		times = append(times, time.Since(start))
 	}
 	b.StopTimer()
+	reportLatencies(b, times)
+}
+
+// reportLatencies reports the median, 99th percentile and maximum of
+// times.
+func reportLatencies(b *testing.B, times []time.Duration) {
 	slices.Sort(times)
 	ms := func(q float64) float64 {
 		return float64(times[min(len(times)-1, int(q*float64(len(times))))].Microseconds()) / 1000
