@@ -284,6 +284,9 @@ func (c *Config) validateAccessKeys(p *problems) {
 		p.errorf("auth.access_keys.rotation_grace_period_seconds", "must not exceed max_rotation_grace_period_seconds (%d), got %d",
 			k.MaxRotationGracePeriodSeconds, k.RotationGracePeriodSeconds)
 	}
+	if k.Enabled && !c.Auth.Enabled {
+		p.errorf("auth.access_keys.enabled", "requires auth.enabled: true (with authentication off no token is checked, so a key would grant nothing and limit nothing)")
+	}
 	keyFile := c.Auth.TokenSigning.PrivateKeyFile
 	if k.Enabled && c.DatabaseKind() == DatabasePostgres && (keyFile == nil || *keyFile == "") {
 		p.errorf("auth.token_signing.private_key_file", "required when auth.access_keys.enabled is true with PostgreSQL")

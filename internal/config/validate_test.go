@@ -59,17 +59,20 @@ func TestValidateErrors(t *testing.T) {
 		{"trusted proxy prefix too long", func(c *Config) { c.Auth.TrustedProxies = []string{"10.0.0.0/33"} },
 			[]string{`auth.trusted_proxies[0]: invalid CIDR "10.0.0.0/33"`}},
 		{"access keys with postgres and no key file", func(c *Config) {
-			c.Auth.AccessKeys.Enabled = true
+			c.Auth.Enabled, c.Auth.AccessKeys.Enabled = true, true
 			c.Entities.DatabaseConfig.URL = "postgres://db/nmp"
 		}, []string{
 			"auth.token_signing.private_key_file: required when auth.access_keys.enabled is true with PostgreSQL",
 		}},
 		{"access keys with postgres and a key file", func(c *Config) {
-			c.Auth.AccessKeys.Enabled = true
+			c.Auth.Enabled, c.Auth.AccessKeys.Enabled = true, true
 			c.Entities.DatabaseConfig.URL = "postgres://db/nmp"
 			c.Auth.TokenSigning.PrivateKeyFile = ptr("/keys/signing.pem")
 		}, nil},
-		{"access keys with sqlite and no key file", func(c *Config) { c.Auth.AccessKeys.Enabled = true },
+		{"access keys without auth", func(c *Config) { c.Auth.AccessKeys.Enabled = true }, []string{
+			"auth.access_keys.enabled: requires auth.enabled: true (with authentication off no token is checked, so a key would grant nothing and limit nothing)",
+		}},
+		{"access keys with sqlite and no key file", func(c *Config) { c.Auth.Enabled, c.Auth.AccessKeys.Enabled = true, true },
 			nil},
 		{"unlimited expiry", func(c *Config) {
 			c.Auth.AccessKeys.DefaultExpiresInSeconds, c.Auth.AccessKeys.MaxExpiresInSeconds = nil, nil
@@ -118,12 +121,12 @@ func TestValidateErrors(t *testing.T) {
 		}},
 		{"access keys issuer equal to the oidc issuer", func(c *Config) {
 			oidc(c)
-			c.Auth.AccessKeys.Enabled = true
+			c.Auth.Enabled, c.Auth.AccessKeys.Enabled = true, true
 			c.Auth.TokenSigning.Issuer = ptr("https://idp.example.com/")
 		}, []string{`auth.token_signing.issuer: must differ from the OIDC issuer "https://idp.example.com/": access-key tokens are recognized by their issuer`}},
 		{"access keys issuer equal to an additional oidc issuer", func(c *Config) {
 			oidc(c)
-			c.Auth.AccessKeys.Enabled = true
+			c.Auth.Enabled, c.Auth.AccessKeys.Enabled = true, true
 			c.Auth.OIDC.AdditionalIssuers = []string{"http://localhost:8080/apis/auth"}
 		}, []string{`auth.token_signing.issuer: must differ from the OIDC issuer "http://localhost:8080/apis/auth": access-key tokens are recognized by their issuer`}},
 		{"port zero", func(c *Config) { c.Service.Port = 0 }, []string{"service.port: must be between 1 and 65535, got 0"}},
@@ -257,7 +260,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.markExplicit("auth.policy_decision_point_base_url")
 		}},
 		{"previous signing keys", func(c *Config) {
-			c.Auth.AccessKeys.Enabled = true
+			c.Auth.Enabled, c.Auth.AccessKeys.Enabled = true, true
 			c.Auth.TokenSigning.PreviousKeys = []PreviousSigningKey{{KeyID: "old-1", PublicKeyFile: "/keys/old-1.pem"},
 				{KeyID: "old-2", PublicKeyFile: "/keys/old-2.pem"}}
 		}},
