@@ -15,6 +15,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/decisionlog"
 	"github.com/nmp-project/nmp/internal/health"
 	"github.com/nmp-project/nmp/internal/lastseen"
 	"github.com/nmp-project/nmp/internal/metrics"
@@ -72,6 +73,9 @@ type Options struct {
 	KeyUse *lastseen.Recorder
 	// Clock is the time of access-key metadata and changes (nil: time.Now).
 	Clock func() time.Time
+	// DecisionLog logs the allow decisions made for requests, gateway
+	// checks and self-checks (nil: none).
+	DecisionLog *decisionlog.Logger
 }
 
 // JWKSSource is the platform's public signing keys (signing.Keys).
@@ -110,6 +114,7 @@ type Server struct {
 	keys               AccessKeyOptions
 	keyUse             *lastseen.Recorder
 	clock              func() time.Time
+	decisions          *decisionlog.Logger
 }
 
 // New builds the API handler with its full middleware chain.
@@ -135,6 +140,7 @@ func newServer(o Options) *Server {
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
 		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen,
 		signingKeys: o.SigningKeys, keys: o.AccessKeys, keyUse: o.KeyUse, clock: o.Clock}
+	s.decisions = o.DecisionLog
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/decisionlog"
 	"github.com/nmp-project/nmp/internal/pdp"
 )
 
@@ -47,14 +49,17 @@ func credentials(r *http.Request) authn.Credentials {
 }
 
 // reqFacts are what a security log line says about the request: an HTTP
-// request's (factsOf) or a gateway check's from another transport.
+// request's (factsOf) or a gateway check's from another transport; source
+// is where its decisions come from in the decision log.
 type reqFacts struct {
 	ctx                      context.Context
 	id, remote, method, path string
+	source                   decisionlog.Source
 }
 
 func factsOf(r *http.Request) reqFacts {
-	return reqFacts{ctx: r.Context(), id: requestID(r.Context()), remote: r.RemoteAddr, method: r.Method, path: r.URL.Path}
+	return reqFacts{ctx: r.Context(), id: requestID(r.Context()), remote: r.RemoteAddr, method: r.Method, path: r.URL.Path,
+		source: decisionlog.SourceAPI}
 }
 
 // securityAt logs one security-relevant rejection (authn.md "Logging
@@ -206,13 +211,35 @@ func (s *Server) decideAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts,
 }
 
 // decisionAt is decideAt that also returns the allowing decision (its
-// reason names the rule).
+// reason names the rule). It is the one place where the decisions on API
+// requests and gateway checks are made, so the one place they are logged
+// (logDecision, once per decision).
 func (s *Server) decisionAt(ctx context.Context, dp pdp.DecisionPoint, f reqFacts, p *authn.Principal, method, path string) (authz.Decision, error) {
+	var start time.Time
+	if s.decisions != nil {
+		start = time.Now()
+	}
 	d, err := s.allow(ctx, dp, p, method, path)
 	if err != nil {
 		return authz.Decision{}, s.pdpFailedAt(f, p, err)
 	}
+	if s.decisions != nil {
+		s.logDecision(decisionlog.Entry{RequestID: f.id, Method: method, Path: path, Latency: time.Since(start), Source: f.source}, p, d)
+	}
 	return d, s.refuseDenied(f, p, d, method, path)
+}
+
+// logDecision hands decision d about principal p (nil: anonymous) to the
+// decision log: ids only, never a credential.
+func (s *Server) logDecision(e decisionlog.Entry, p *authn.Principal, d authz.Decision) {
+	e.Allowed, e.Reason = d.Allowed, d.Reason
+	if p != nil {
+		e.Principal, e.Email = p.ID, p.Email
+		if p.OnBehalfOf != nil {
+			e.OnBehalfOf = p.OnBehalfOf.ID
+		}
+	}
+	s.decisions.Record(e)
 }
 
 // allow is the allow decision for p sending method and path: dp's, after

@@ -9,6 +9,7 @@ import (
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/decisionlog"
 )
 
 // originalRequest finds the request a gateway asks about: the callout's
@@ -36,6 +37,7 @@ func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) err
 	w.Header().Set("Cache-Control", "no-store")
 	req := GatewayRequest{Header: r.Header, Peer: peerAddr(r), Authorize: s.cfg.Auth.AuthenticateAuthorize,
 		RequireToken: true, log: factsOf(r)}
+	req.log.source = decisionlog.SourceCallout
 	if req.Authorize {
 		req.Method, req.Path, _ = originalRequest(r)
 	}
@@ -110,7 +112,7 @@ func NewGateway(o Options) *Gateway { return &Gateway{s: newServer(o)} }
 // deny too. Other errors are internal.
 func (g *Gateway) Check(ctx context.Context, req GatewayRequest) (GatewayResult, error) {
 	req.log = reqFacts{ctx: ctx, id: req.RequestID, remote: req.RemoteAddr, method: req.Method,
-		path: strings.SplitN(req.Path, "?", 2)[0]}
+		path: strings.SplitN(req.Path, "?", 2)[0], source: decisionlog.SourceExtAuthz}
 	return g.s.checkGateway(ctx, req)
 }
 

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/decisionlog"
 	"github.com/nmp-project/nmp/internal/ident"
 	"github.com/nmp-project/nmp/internal/pdp"
 )
@@ -82,13 +84,21 @@ func (s *Server) selfCheck(w http.ResponseWriter, r *http.Request) error {
 	}
 	var answer selfCheckAnswer
 	var err error
+	start := time.Now()
+	entry := decisionlog.Entry{RequestID: requestID(r.Context()), Source: decisionlog.SourceSelfCheck}
 	if pathForm {
-		answer, err = s.canRequest(r, subject, strings.ToUpper(*method), *path)
+		entry.Method, entry.Path = strings.ToUpper(*method), *path
+		answer, err = s.canRequest(r, subject, entry.Method, entry.Path)
 	} else {
+		entry.Workspace = *workspace
 		answer, err = s.canInWorkspace(r, subject, *workspace, *permissions)
 	}
 	if err != nil {
 		return s.pdpFailed(r, caller, err)
+	}
+	if s.decisions != nil { // about subject, the principal asked about
+		entry.Latency = time.Since(start)
+		s.logDecision(entry, subject, authz.Decision{Allowed: answer.Allowed, Reason: answer.Reason})
 	}
 	writeJSON(w, http.StatusOK, answer)
 	return nil

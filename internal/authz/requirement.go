@@ -61,3 +61,21 @@ func compileCatalogEndpoints(d *Document) *endpointIndex {
 	}
 	return idx
 }
+
+// PathWorkspace returns the workspace that method and path name in their
+// endpoint row's workspace placeholder; ok is false for an invalid path,
+// no matching row, or a row that names no workspace.
+func (c *Catalog) PathWorkspace(method, path string) (string, bool) {
+	if c.endpoints == nil {
+		return "", false
+	}
+	_, segs, ok := requestPath(path)
+	if !ok {
+		return "", false
+	}
+	rt, found := c.endpoints.lookup(method, segs)
+	if !found {
+		return "", false
+	}
+	return rt.pat.workspace(segs)
+}

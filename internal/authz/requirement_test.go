@@ -69,3 +69,30 @@ endpoints:
 		t.Fatal("the catalog's table was changed through an answer")
 	}
 }
+
+func TestCatalogPathWorkspace(t *testing.T) {
+	doc, err := authz.StaticDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := authz.NewCatalog(doc)
+	tests := []struct {
+		name, method, path, ws string
+		ok                     bool
+	}{
+		{"members via the alias", "POST", "/v2/workspaces/team-a/members", "team-a", true},
+		{"workspace itself", "GET", "/apis/entities/v2/workspaces/team-b?x=1", "team-b", true},
+		{"collection names none", "GET", "/apis/entities/v2/workspaces", "", false},
+		{"auth endpoint names none", "POST", "/apis/auth/v2/self-check", "", false},
+		{"unknown path", "GET", "/nowhere", "", false},
+		{"invalid path", "GET", "/apis/entities/v2/workspaces/../x", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, ok := c.PathWorkspace(tc.method, tc.path)
+			if ws != tc.ws || ok != tc.ok {
+				t.Errorf("PathWorkspace(%s %s) = %q, %v; want %q, %v", tc.method, tc.path, ws, ok, tc.ws, tc.ok)
+			}
+		})
+	}
+}

@@ -80,6 +80,20 @@ type AuthConfig struct {
 	OIDC         OIDCConfig         `yaml:"oidc"`
 	TokenSigning TokenSigningConfig `yaml:"token_signing"`
 	AccessKeys   AccessKeysConfig   `yaml:"access_keys"`
+	DecisionLog  DecisionLogConfig  `yaml:"decision_log"`
+}
+
+// DecisionLogConfig is the `auth.decision_log` section: a JSON-lines log
+// of authorization decisions (denials always, allows sampled).
+type DecisionLogConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// AllowSampleRate is the share of allow decisions logged, 0..1.
+	AllowSampleRate float64 `yaml:"allow_sample_rate"`
+	// Output is "stderr" or a file path (appended, created 0600).
+	Output string `yaml:"output"`
+	// BufferSize bounds the entries waiting to be written; a full buffer
+	// drops (and counts) new entries.
+	BufferSize int `yaml:"buffer_size"`
 }
 
 // ExtAuthzConfig is the `auth.ext_authz` section.
@@ -288,6 +302,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				RotationGracePeriodSeconds:    172800,
 				MaxRotationGracePeriodSeconds: 2592000,
 			},
+			DecisionLog: DecisionLogConfig{Output: "stderr", BufferSize: 10000},
 		},
 		Entities: EntitiesConfig{
 			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30},

@@ -124,6 +124,7 @@ func (c *Config) validateAuth(p *problems) {
 	atLeast(p, "auth.propagation_timeout_seconds", a.PropagationTimeoutSeconds, 0)
 	inRange(p, "auth.token_leeway_seconds", a.TokenLeewaySeconds, 0, 300)
 	inRange(p, "auth.last_seen_interval_seconds", a.LastSeenIntervalSeconds, 0, 86400)
+	validateDecisionLog(p, &a.DecisionLog)
 	if a.AdminEmail != nil && !ident.ValidEmail(*a.AdminEmail) {
 		p.errorf("auth.admin_email", "invalid email address %q", *a.AdminEmail)
 	}
@@ -493,4 +494,16 @@ func isLoopbackHost(host string) bool {
 	}
 	addr, err := netip.ParseAddr(host)
 	return err == nil && addr.Unmap().IsLoopback()
+}
+
+// validateDecisionLog checks auth.decision_log (checked even when it is
+// off, so that turning it on later cannot surprise).
+func validateDecisionLog(p *problems, d *DecisionLogConfig) {
+	if !(d.AllowSampleRate >= 0 && d.AllowSampleRate <= 1) {
+		p.errorf("auth.decision_log.allow_sample_rate", "must be between 0 and 1, got %v", d.AllowSampleRate)
+	}
+	if d.Output == "" {
+		p.errorf("auth.decision_log.output", `must be "stderr" or a file path`)
+	}
+	inRange(p, "auth.decision_log.buffer_size", d.BufferSize, 1, 10_000_000)
 }

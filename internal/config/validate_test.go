@@ -163,6 +163,14 @@ func TestValidateErrors(t *testing.T) {
 			[]string{"auth.last_seen_interval_seconds: must be between 0 and 86400, got -1"}},
 		{"last-seen interval over a day", func(c *Config) { c.Auth.LastSeenIntervalSeconds = 86401 },
 			[]string{"auth.last_seen_interval_seconds: must be between 0 and 86400, got 86401"}},
+		{"decision-log sample rate over 1", func(c *Config) { c.Auth.DecisionLog.AllowSampleRate = 1.5 },
+			[]string{"auth.decision_log.allow_sample_rate: must be between 0 and 1, got 1.5"}},
+		{"decision-log sample rate NaN", func(c *Config) { c.Auth.DecisionLog.AllowSampleRate = math.NaN() },
+			[]string{"auth.decision_log.allow_sample_rate: must be between 0 and 1, got NaN"}},
+		{"decision-log output empty", func(c *Config) { c.Auth.DecisionLog.Output = "" },
+			[]string{`auth.decision_log.output: must be "stderr" or a file path`}},
+		{"decision-log buffer empty", func(c *Config) { c.Auth.DecisionLog.BufferSize = 0 },
+			[]string{"auth.decision_log.buffer_size: must be between 1 and 10000000, got 0"}},
 		{"negative intervals", func(c *Config) {
 			c.Auth.BundleCacheSeconds = -1
 			c.Auth.PropagationTimeoutSeconds = -1

@@ -25,6 +25,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/bundle"
 	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/decisionlog"
 	"github.com/nmp-project/nmp/internal/extauthz"
 	"github.com/nmp-project/nmp/internal/hardening"
 	"github.com/nmp-project/nmp/internal/health"
@@ -88,6 +89,10 @@ type Server struct {
 	// keyUse writes the access keys' last_used_at (nil without keys).
 	keyUse      *lastseen.Recorder
 	signingKeys *signing.Keys
+	// decisions is the decision log (nil unless auth.decision_log.enabled);
+	// decisionOutput its file, closed by decisions.Run or when New fails.
+	decisions      *decisionlog.Logger
+	decisionOutput io.Closer
 }
 
 // Option adjusts a Server (used by tests).
@@ -132,6 +137,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	defer func() {
 		if err != nil && s.store != nil {
 			err = errors.Join(err, s.store.Close())
+		}
+		if err != nil && s.decisionOutput != nil {
+			err = errors.Join(err, s.decisionOutput.Close())
 		}
 	}()
 	if cfg.Auth.PolicyDecisionPointProvider == "opa" {
@@ -231,7 +239,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Registerer: s.metrics.Registry(), Log: log})
 	s.lastSeen = lastseen.New(lastseen.Options{Store: st, Interval: time.Duration(cfg.Auth.LastSeenIntervalSeconds) * time.Second,
 		Clock: s.clock, Log: log, Health: s.health, StopTimeout: time.Duration(cfg.Service.ShutdownTimeoutSeconds) * time.Second})
-	apiOpts := api.Options{Config: cfg, Store: st, Roles: authz.NewCatalog(doc), Health: s.health,
+	catalog := authz.NewCatalog(doc)
+	if s.decisions, err = s.newDecisionLog(cfg, catalog, log); err != nil {
+		return nil, err
+	}
+	apiOpts := api.Options{Config: cfg, Store: st, Roles: catalog, Health: s.health, DecisionLog: s.decisions,
 		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: propagationTimeout(cfg),
@@ -352,6 +364,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	background = append(background, s.lastSeen)
 	if s.keyUse != nil {
 		background = append(background, s.keyUse)
+	}
+	if s.decisions != nil {
+		background = append(background, s.decisions) // flushed after the last decision
 	}
 	if s.extAuthz != nil {
 		// Started last, stopped first: in-flight Checks finish before the

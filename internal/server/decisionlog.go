@@ -1,0 +1,43 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/decisionlog"
+)
+
+// newDecisionLog opens auth.decision_log.output and builds the decision
+// log (nil when auth.decision_log.enabled is false). An output that
+// cannot be opened stops the server at start.
+func (s *Server) newDecisionLog(cfg *config.Config, catalog *authz.Catalog, log *slog.Logger) (*decisionlog.Logger, error) {
+	dl := cfg.Auth.DecisionLog
+	if !dl.Enabled {
+		return nil, nil
+	}
+	out, err := decisionlog.Open(dl.Output)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := out.(io.Closer); ok && dl.Output != "stderr" {
+		s.decisionOutput = c
+	}
+	log.Info("decision log enabled", "output", dl.Output, "allow_sample_rate", dl.AllowSampleRate, "buffer_size", dl.BufferSize)
+	return decisionlog.New(decisionlog.Options{Output: out, AllowSampleRate: dl.AllowSampleRate, BufferSize: dl.BufferSize,
+		Provider: cfg.Auth.PolicyDecisionPointProvider, Revision: s.decisionRevision, Workspace: catalog.PathWorkspace,
+		Clock: s.clock, Registerer: s.metrics.Registry(), Log: log}), nil
+}
+
+// decisionRevision is the policy revision decisions are made at: the
+// engine's, or with an external OPA the revision of the bundle OPA had
+// activated at its last readiness check (the engine's until one is known).
+func (s *Server) decisionRevision() int64 {
+	if s.opa != nil {
+		if r := s.opa.Remote(); r.HasRevision {
+			return r.Revision
+		}
+	}
+	return s.engine.Revision()
+}
