@@ -39,12 +39,7 @@ func (s *stuckOutput) Write(p []byte) (int, error) {
 // stuck and its buffer full, requests are still answered, and each of
 // their decisions that does not fit is dropped and counted.
 func TestDecisionLogNeverDelaysRequests(t *testing.T) {
-	engine := authztest.StaticEngine(t)
-	if err := engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
-		{ID: "1", Principal: "alice", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},
-	}}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	engine := adminAliceEngine(t)
 	cfg := config.Default()
 	cfg.Auth.Enabled = true
 	m := metrics.New()
@@ -57,7 +52,9 @@ func TestDecisionLogNeverDelaysRequests(t *testing.T) {
 	t.Cleanup(func() {
 		release.Do(func() { close(out.release) })
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("decision log: %v", err)
+		}
 	})
 	h := api.New(api.Options{Config: cfg, Store: authztest.Store(t, store.Seed{}), Roles: authz.NewCatalog(engine.Document()),
 		Health: health.New("policy"), Metrics: m, Logger: slog.New(slog.DiscardHandler), PDP: pdp.NewEmbedded(engine),

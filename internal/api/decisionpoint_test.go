@@ -101,6 +101,19 @@ func (tokens) Validate(_ context.Context, tok string) (*authn.Principal, error) 
 	return nil, &authn.InvalidToken{Reason: "malformed", Detail: "unknown test token"}
 }
 
+// adminAliceEngine is the static policy loaded with alice as
+// PlatformAdmin (it allows her everything).
+func adminAliceEngine(t *testing.T) *authz.Engine {
+	t.Helper()
+	engine := authztest.StaticEngine(t)
+	if err := engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
+		{ID: "1", Principal: "alice", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},
+	}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return engine
+}
+
 // decisionServer runs the API (auth enabled, development mode, callout
 // with authorization) with dp as its decision point, a SQLite store with
 // workspaces ws-a and ws-b holding one "model" entity each, and an
@@ -121,11 +134,7 @@ func decisionServer(t *testing.T, dp pdp.DecisionPoint, engineAllows bool) (url 
 	}
 	engine := authztest.StaticEngine(t)
 	if engineAllows {
-		if err := engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
-			{ID: "1", Principal: "alice", Workspace: store.SystemWorkspace, Role: authz.RolePlatformAdmin, Revision: 1},
-		}}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
+		engine = adminAliceEngine(t)
 	}
 	cfg := config.Default()
 	cfg.Auth.Enabled = true

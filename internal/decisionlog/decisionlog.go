@@ -240,7 +240,7 @@ func (l *Logger) Run(ctx context.Context) error {
 		case r := <-l.entries:
 			l.write(r)
 			if len(l.entries) == 0 {
-				l.flush()
+				_ = l.flush() // counted and logged; the next flush tries again
 			}
 		case <-ctx.Done():
 			return l.stop()

@@ -173,7 +173,7 @@ func TestFullBufferDropsWithoutBlocking(t *testing.T) {
 	r := start(t, decisionlog.Options{Output: g, BufferSize: size})
 	var release sync.Once
 	open := func() { release.Do(func() { close(g.release) }) }
-	t.Cleanup(open) // runs before the stop, even when the test fails early
+	t.Cleanup(open)             // runs before the stop, even when the test fails early
 	r.l.Record(entry(false, 0)) // taken by the writer, which then blocks in Write
 	select {
 	case <-g.entered:
