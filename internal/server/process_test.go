@@ -104,7 +104,8 @@ func post(url, body string) (int, error) {
 // TestSIGKILLDuringMemberWrites kills the server in the middle of a burst
 // of member writes: the store must open cleanly afterwards, every
 // acknowledged write must be there, and every write must be whole (both
-// roles of a two-role grant, or neither).
+// roles of a two-role grant, or neither) with its audit event (the
+// member and its event, or neither).
 func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	dataDir := t.TempDir()
 	c := startChild(t, dataDir)
@@ -176,6 +177,36 @@ func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	for p, n := range stored {
 		if n != 2 {
 			t.Errorf("member %s has %d of 2 role bindings: a write was torn", p, n)
+		}
+	}
+	// The audit trail: every member visible afterwards has its one
+	// member.create event, and every such event its member (both or
+	// neither).
+	audited := map[string]int{}
+	rows, err = db.Query(`SELECT target, count(*) FROM audit_events WHERE workspace = 'crash' AND action = 'member.create'
+		AND target LIKE 'user-%' GROUP BY target`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var p string
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			t.Fatal(err)
+		}
+		audited[p] = n
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for p := range stored {
+		if audited[p] != 1 {
+			t.Errorf("member %s is stored with %d member.create audit events, want 1", p, audited[p])
+		}
+	}
+	for p := range audited {
+		if _, ok := stored[p]; !ok {
+			t.Errorf("audit event of member %s whose write is not stored", p)
 		}
 	}
 	ackedCount := 0
