@@ -80,6 +80,15 @@ type AuthConfig struct {
 	OIDC         OIDCConfig         `yaml:"oidc"`
 	TokenSigning TokenSigningConfig `yaml:"token_signing"`
 	AccessKeys   AccessKeysConfig   `yaml:"access_keys"`
+	Audit        AuditConfig        `yaml:"audit"`
+}
+
+// AuditConfig is the `auth.audit` section: the audit trail of access
+// changes.
+type AuditConfig struct {
+	// RetentionDays is how long audit events are kept; 0 keeps them
+	// forever.
+	RetentionDays int `yaml:"retention_days"`
 }
 
 // ExtAuthzConfig is the `auth.ext_authz` section.
@@ -288,6 +297,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				RotationGracePeriodSeconds:    172800,
 				MaxRotationGracePeriodSeconds: 2592000,
 			},
+			Audit: AuditConfig{RetentionDays: 365},
 		},
 		Entities: EntitiesConfig{
 			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30},
