@@ -6,22 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nmp-project/nmp/internal/client"
 	"github.com/nmp-project/nmp/internal/server/servertest"
 )
 
 const auditPath = "/apis/auth/v2/audit-events"
 
 // auditEvent is an event as the API shows it.
-type auditEvent struct {
-	Actor      string          `json:"actor"`
-	OnBehalfOf *string         `json:"on_behalf_of"`
-	RequestID  *string         `json:"request_id"`
-	Action     string          `json:"action"`
-	Workspace  *string         `json:"workspace"`
-	Target     string          `json:"target"`
-	Before     json.RawMessage `json:"before"`
-	After      json.RawMessage `json:"after"`
-}
+type auditEvent = client.AuditEvent
 
 // auditList reads one page of audit events as c.
 func auditList(t *testing.T, base string, c caller, query string) (int, []auditEvent, bool, string) {

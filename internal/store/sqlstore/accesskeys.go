@@ -188,17 +188,23 @@ func (s *Store) ListAccessKeys(ctx context.Context, f store.AccessKeyFilter) ([]
 	}
 	keys, err := collect(ctx, s.read(), readAccessKey, `SELECT `+accessKeyCols+` FROM access_keys WHERE `+cond+`
 		ORDER BY created_at DESC, jti LIMIT ? OFFSET ?`, f.Principal, f.PageSize+1, store.ListOptions{Page: f.Page, PageSize: f.PageSize}.Offset())
+	return onePage(keys, f.PageSize, err)
+}
+
+// onePage turns the rows of a query that read one row more than a page
+// (LIMIT size+1) into the page (never nil) and whether more follow.
+func onePage[T any](rows []T, size int, err error) ([]T, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if keys == nil {
-		keys = []store.AccessKey{}
+	if rows == nil {
+		rows = []T{}
 	}
-	more := len(keys) > f.PageSize
+	more := len(rows) > size
 	if more {
-		keys = keys[:f.PageSize]
+		rows = rows[:size]
 	}
-	return keys, more, nil
+	return rows, more, nil
 }
 
 // accessKeyMoves lists the transitions SetAccessKeyStatus makes, by target.

@@ -108,17 +108,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]sto
 	args := append(l.args, f.PageSize+1, int64(f.Page-1)*int64(f.PageSize))
 	events, err := collect(ctx, s.read(), readAuditEvent, `SELECT `+auditCols+` FROM audit_events`+where+`
 		ORDER BY occurred_at DESC, seq DESC LIMIT ? OFFSET ?`, args...)
-	if err != nil {
-		return nil, false, err
-	}
-	if events == nil {
-		events = []store.AuditEvent{}
-	}
-	more := len(events) > f.PageSize
-	if more {
-		events = events[:f.PageSize]
-	}
-	return events, more, nil
+	return onePage(events, f.PageSize, err)
 }
 
 // PruneAuditEvents deletes the events older than before.
