@@ -172,6 +172,7 @@ func (s *Server) routes() {
 	s.handle("GET "+BundlePath, s.opaBundle)
 	s.handle("GET "+HardeningPath, s.hardeningReport)
 	s.accessKeyRoutes()
+	s.handle("GET "+AuditEventsPath, s.listAuditEvents)
 
 	const ws = EntitiesPrefix + "/workspaces"
 	s.handle("GET "+ws, s.listWorkspaces)

@@ -101,6 +101,9 @@ func (s *Server) identify(next http.Handler) http.Handler {
 			s.lastSeen.SeenCaller(id.Principal)
 			s.keyUsed(id.Principal)
 		}
+		// the actor and request id of the audit events of this request's
+		// store writes
+		r = withAuditActor(r, id.Principal)
 		next.ServeHTTP(w, r)
 	})
 }

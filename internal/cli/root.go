@@ -29,6 +29,7 @@ func NewRootCommand(app *App) *cobra.Command {
 	root.AddCommand(newServicesCommand(app))
 	root.AddCommand(newQuickstartCommand(app))
 	root.AddCommand(newAuthCommand(app))
+	root.AddCommand(newAuditCommand(app))
 	root.AddCommand(newDevIDPCommand(app))
 	root.AddCommand(newDoctorCommand(app))
 	return root

@@ -81,6 +81,15 @@ type AuthConfig struct {
 	TokenSigning TokenSigningConfig `yaml:"token_signing"`
 	AccessKeys   AccessKeysConfig   `yaml:"access_keys"`
 	DecisionLog  DecisionLogConfig  `yaml:"decision_log"`
+	Audit        AuditConfig        `yaml:"audit"`
+}
+
+// AuditConfig is the `auth.audit` section: the audit trail of access
+// changes.
+type AuditConfig struct {
+	// RetentionDays is how long audit events are kept; 0 keeps them
+	// forever.
+	RetentionDays int `yaml:"retention_days"`
 }
 
 // DecisionLogConfig is the `auth.decision_log` section: a JSON-lines log
@@ -303,6 +312,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				MaxRotationGracePeriodSeconds: 2592000,
 			},
 			DecisionLog: DecisionLogConfig{Output: "stderr", BufferSize: 10000},
+			Audit: AuditConfig{RetentionDays: 365},
 		},
 		Entities: EntitiesConfig{
 			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30},

@@ -77,6 +77,7 @@ func TestDefault(t *testing.T) {
 		{"auth.access_keys.max_expires_in_seconds", c.Auth.AccessKeys.MaxExpiresInSeconds, ptr(2592000)},
 		{"auth.access_keys.rotation_grace_period_seconds", c.Auth.AccessKeys.RotationGracePeriodSeconds, 172800},
 		{"auth.access_keys.max_rotation_grace_period_seconds", c.Auth.AccessKeys.MaxRotationGracePeriodSeconds, 2592000},
+		{"auth.audit.retention_days", c.Auth.Audit.RetentionDays, 365},
 		{"entities.database_config.url", c.Entities.DatabaseConfig.URL, ""},
 		{"entities.database_config.connections_limit", c.Entities.DatabaseConfig.ConnectionsLimit, 10},
 		{"entities.database_config.connect_timeout_seconds", c.Entities.DatabaseConfig.ConnectTimeoutSeconds, 30},

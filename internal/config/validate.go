@@ -48,6 +48,7 @@ func (c *Config) validate() *problems {
 	c.validateAuth(&p)
 	c.validateOIDC(&p)
 	c.validateAccessKeys(&p)
+	atLeast(&p, "auth.audit.retention_days", c.Auth.Audit.RetentionDays, 0)
 	c.validateEntities(&p)
 	c.validateDevIDP(&p)
 	c.validateUnsupported(&p)

@@ -37,6 +37,8 @@ func keysMode(c *config.Config) {
 // token.
 type caller struct {
 	principal, email, scopes, token string
+	// requestID, when set, is sent as X-Request-Id.
+	requestID string
 }
 
 // as is a user whose id is its email.
@@ -55,6 +57,9 @@ func (c caller) set(h http.Header) {
 	}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.requestID != "" {
+		h.Set("X-Request-Id", c.requestID)
 	}
 }
 

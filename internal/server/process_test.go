@@ -104,7 +104,8 @@ func post(url, body string) (int, error) {
 // TestSIGKILLDuringMemberWrites kills the server in the middle of a burst
 // of member writes: the store must open cleanly afterwards, every
 // acknowledged write must be there, and every write must be whole (both
-// roles of a two-role grant, or neither).
+// roles of a two-role grant, or neither) with its audit event (the
+// member and its event, or neither).
 func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	dataDir := t.TempDir()
 	c := startChild(t, dataDir)
@@ -157,25 +158,25 @@ func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil || integrity != "ok" {
 		t.Fatalf("integrity_check: %q %v", integrity, err)
 	}
-	rows, err := db.Query(`SELECT principal, count(*) FROM role_bindings WHERE workspace = 'crash' AND revoked_at IS NULL AND principal LIKE 'user-%' GROUP BY principal`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := map[string]int{}
-	for rows.Next() {
-		var p string
-		var n int
-		if err := rows.Scan(&p, &n); err != nil {
-			t.Fatal(err)
-		}
-		stored[p] = n
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		t.Fatal(err)
-	}
+	stored := countBy(t, db, `SELECT principal, count(*) FROM role_bindings WHERE workspace = 'crash' AND revoked_at IS NULL AND principal LIKE 'user-%' GROUP BY principal`)
 	for p, n := range stored {
 		if n != 2 {
 			t.Errorf("member %s has %d of 2 role bindings: a write was torn", p, n)
+		}
+	}
+	// The audit trail: every member visible afterwards has its one
+	// member.create event, and every such event its member (both or
+	// neither).
+	audited := countBy(t, db, `SELECT target, count(*) FROM audit_events WHERE workspace = 'crash' AND action = 'member.create'
+		AND target LIKE 'user-%' GROUP BY target`)
+	for p := range stored {
+		if audited[p] != 1 {
+			t.Errorf("member %s is stored with %d member.create audit events, want 1", p, audited[p])
+		}
+	}
+	for p := range audited {
+		if _, ok := stored[p]; !ok {
+			t.Errorf("audit event of member %s whose write is not stored", p)
 		}
 	}
 	ackedCount := 0
@@ -213,6 +214,28 @@ func TestSIGKILLDuringMemberWrites(t *testing.T) {
 	if st, err := post(c2.url+"/apis/entities/v2/workspaces/crash/members", `{"principal": "after-crash"}`); err != nil || st != 201 {
 		t.Fatalf("write after restart: %d %v", st, err)
 	}
+}
+
+// countBy runs a query of (key, count) rows and returns them as a map.
+func countBy(t *testing.T, db *sql.DB, q string) map[string]int {
+	t.Helper()
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = n
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestGracefulShutdown sends SIGTERM while a request is in flight: the

@@ -34,6 +34,7 @@ import (
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
 	"github.com/nmp-project/nmp/internal/policysync"
+	"github.com/nmp-project/nmp/internal/server/auditretention"
 	"github.com/nmp-project/nmp/internal/signing"
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/sqlstore"
@@ -360,6 +361,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.accessKeys != nil {
 		background = append(background, keyFeed{feed: s.store, cache: s.accessKeys, health: s.health})
 	}
+	background = append(background, &auditretention.Pruner{Store: s.store, Clock: s.clock, Log: s.log,
+		Retention: time.Duration(s.cfg.Auth.Audit.RetentionDays) * 24 * time.Hour})
 	// Stopped after the listeners: they write what the last requests left.
 	background = append(background, s.lastSeen)
 	if s.keyUse != nil {

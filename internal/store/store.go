@@ -310,6 +310,13 @@ type Store interface {
 	// are ignored. It announces nothing.
 	RecordAccessKeyUse(ctx context.Context, uses []AccessKeyUse) error
 
+	// ListAuditEvents returns one page of the audit events f selects,
+	// newest first, and whether more pages follow.
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, bool, error)
+	// PruneAuditEvents deletes the events that occurred before before and
+	// returns how many it deleted.
+	PruneAuditEvents(ctx context.Context, before time.Time) (int64, error)
+
 	// EnsureBuiltins creates the built-in workspaces if missing and applies
 	// the seed bindings idempotently.
 	EnsureBuiltins(ctx context.Context, seed Seed) error

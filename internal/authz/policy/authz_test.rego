@@ -131,6 +131,7 @@ static_roles := {
 			"workspaces.members.create",
 			"workspaces.members.update",
 			"workspaces.members.delete",
+			"workspaces.audit.read",
 			"iam.read",
 			"iam.list",
 			"iam.create",
@@ -363,6 +364,15 @@ static_endpoints := {
 			],
 			"callers": [
 				"principal",
+			],
+		},
+	},
+	"/apis/auth/v2/audit-events": {
+		"get": {
+			"permissions": [],
+			"scopes": [
+				"auth:read",
+				"platform:read",
 			],
 		},
 	},
@@ -846,6 +856,10 @@ test_row08_pdp_admin if reason(req("admin@example.com", "POST", "/apis/auth/v2/a
 test_row09_access_keys_service if reason(req("service:jobs", "GET", "/apis/auth/v2/access-keys")) == "callers_restricted"
 
 test_row09_access_keys_user if reason(req("bob", "POST", "/apis/auth/v2/access-keys/k1/rotate")) == "authenticated"
+
+test_audit_events_any_principal if reason(req("bob", "GET", "/apis/auth/v2/audit-events")) == "authenticated"
+
+test_audit_events_scopes if reason(sreq("bob", "GET", "/apis/auth/v2/audit-events", ["entities:read"])) == "scope_missing"
 
 test_row09_access_keys_user_scopes if reason(sreq("bob", "DELETE", "/apis/auth/v2/access-keys/k1", ["auth:read"])) == "scope_missing"
 

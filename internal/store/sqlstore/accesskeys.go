@@ -118,12 +118,22 @@ func (s *Store) insertAccessKey(ctx context.Context, c conn, k store.AccessKey) 
 		scopes = string(doc)
 	}
 	j := s.d.jsonParam
-	_, err := c.exec(ctx, `INSERT INTO access_keys (`+accessKeyCols+`)
+	if _, err := c.exec(ctx, `INSERT INTO access_keys (`+accessKeyCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, `+j+`, `+j+`, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.JTI, k.Name, k.Description, k.Principal, k.EntityType, k.Issuer, string(audiences), scopes, string(k.Status),
 		store.NewTimestamp(k.CreatedAt), k.CreatedBy, stamp(k.ExpiresAt), stamp(k.GracePeriodExpiresAt),
-		stamp(k.LastUsedAt), stamp(k.RevokedAt), k.ReplacedBy)
-	return err
+		stamp(k.LastUsedAt), stamp(k.RevokedAt), k.ReplacedBy); err != nil {
+		return err
+	}
+	return s.audit(ctx, c, auditChange{action: store.AuditAccessKeyCreate, target: k.JTI, after: store.AccessKeyAuditState(k)})
+}
+
+// accessKeyActions are the audit actions of status changes, by target
+// status.
+var accessKeyActions = map[store.AccessKeyStatus]string{
+	store.AccessKeySuspended: store.AuditAccessKeySuspend,
+	store.AccessKeyActive:    store.AuditAccessKeyUnsuspend,
+	store.AccessKeyRevoked:   store.AuditAccessKeyRevoke,
 }
 
 // getAccessKey reads a key; lock (inside a write transaction) keeps the
@@ -178,17 +188,23 @@ func (s *Store) ListAccessKeys(ctx context.Context, f store.AccessKeyFilter) ([]
 	}
 	keys, err := collect(ctx, s.read(), readAccessKey, `SELECT `+accessKeyCols+` FROM access_keys WHERE `+cond+`
 		ORDER BY created_at DESC, jti LIMIT ? OFFSET ?`, f.Principal, f.PageSize+1, store.ListOptions{Page: f.Page, PageSize: f.PageSize}.Offset())
+	return onePage(keys, f.PageSize, err)
+}
+
+// onePage turns the rows of a query that read one row more than a page
+// (LIMIT size+1) into the page (never nil) and whether more follow.
+func onePage[T any](rows []T, size int, err error) ([]T, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if keys == nil {
-		keys = []store.AccessKey{}
+	if rows == nil {
+		rows = []T{}
 	}
-	more := len(keys) > f.PageSize
+	more := len(rows) > size
 	if more {
-		keys = keys[:f.PageSize]
+		rows = rows[:size]
 	}
-	return keys, more, nil
+	return rows, more, nil
 }
 
 // accessKeyMoves lists the transitions SetAccessKeyStatus makes, by target.
@@ -222,6 +238,7 @@ func (s *Store) SetAccessKeyStatus(ctx context.Context, jti string, to store.Acc
 		case !slices.Contains(from, k.Status):
 			return store.InvalidState("Access key '%s' is %s and cannot become %s", jti, k.Status, to)
 		}
+		before := store.AccessKeyAuditState(k)
 		k.Status = to
 		if to == store.AccessKeyRevoked {
 			k.RevokedAt = truncated(&now)
@@ -231,6 +248,10 @@ func (s *Store) SetAccessKeyStatus(ctx context.Context, jti string, to store.Acc
 			return err
 		}
 		changed = true
+		if err := s.audit(ctx, c, auditChange{action: accessKeyActions[to], target: jti,
+			before: before, after: store.AccessKeyAuditState(k)}); err != nil {
+			return err
+		}
 		return s.announceAccessKey(ctx, c, jti)
 	})
 	if err != nil {
@@ -255,10 +276,15 @@ func (s *Store) RotateAccessKey(ctx context.Context, jti string, graceUntil time
 		if st := prev.StatusAt(now); st != store.AccessKeyActive {
 			return store.InvalidState("Access key '%s' is %s; only %s keys can be rotated", jti, st, store.AccessKeyActive)
 		}
+		before := store.AccessKeyAuditState(prev)
 		prev.Status, prev.ReplacedBy = store.AccessKeyRotating, next.JTI
 		prev.GracePeriodExpiresAt = truncated(&graceUntil)
 		if _, err := c.exec(ctx, `UPDATE access_keys SET status = ?, grace_period_expires_at = ?, replaced_by = ? WHERE jti = ?`,
 			string(prev.Status), stamp(prev.GracePeriodExpiresAt), prev.ReplacedBy, jti); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, c, auditChange{action: store.AuditAccessKeyRotate, target: jti,
+			before: before, after: store.AccessKeyAuditState(prev)}); err != nil {
 			return err
 		}
 		if err := s.insertAccessKey(ctx, c, next); err != nil {

@@ -199,10 +199,36 @@ func (s *Store) memberWrite(ctx context.Context, workspace, principal string,
 			return err
 		}
 		after, err := activeBindingsOf(ctx, c, workspace, principal)
+		if err != nil {
+			return err
+		}
 		out.Member = memberOf(principal, after)
-		return err
+		return s.auditMember(ctx, c, workspace, principal, memberOf(principal, current).Roles, out.Member.Roles)
 	})
 	return out, err
+}
+
+// auditMember records the change of a member's roles from before to
+// after (nothing when they are equal): a creation when the principal held
+// no role, a deletion when it holds none any more.
+func (s *Store) auditMember(ctx context.Context, c conn, workspace, principal string, before, after []string) error {
+	if slices.Equal(before, after) {
+		return nil
+	}
+	ch := auditChange{action: store.AuditMemberUpdate, workspace: workspace, target: principal,
+		before: store.AuditMemberState{Roles: before}, after: store.AuditMemberState{Roles: after}}
+	switch {
+	case len(before) == 0:
+		ch.action, ch.before = store.AuditMemberCreate, nil
+	case len(after) == 0:
+		ch.action, ch.after = store.AuditMemberDelete, nil
+	}
+	return s.audit(ctx, c, ch)
+}
+
+// bindingState is the audit state of a binding.
+func bindingState(b store.RoleBinding) store.AuditBindingState {
+	return store.AuditBindingState{Principal: b.Principal, Workspace: b.Workspace, Role: b.Role, GrantedBy: b.GrantedBy}
 }
 
 func heldRoles(bs []store.RoleBinding) map[string]string {
@@ -327,7 +353,11 @@ func (s *Store) CreateRoleBinding(ctx context.Context, in store.NewRoleBinding) 
 			return err
 		}
 		b, err = s.insertBinding(ctx, c, bindingName(in.Principal, in.Workspace, in.Role), in.Principal, in.Workspace, in.Role, in.By, s.now(), rev)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, c, auditChange{action: store.AuditRoleBindingCreate, workspace: b.Workspace, target: b.Name,
+			after: bindingState(b)})
 	})
 	return b, err
 }
@@ -373,7 +403,11 @@ func (s *Store) RevokeRoleBinding(ctx context.Context, name string) (store.Delet
 				return err
 			}
 			del = store.Deleted{ID: b.ID, DeletedAt: s.now(), Revision: rev}
-			return revokeBindings(ctx, c, del.DeletedAt, rev, []string{b.ID})
+			if err := revokeBindings(ctx, c, del.DeletedAt, rev, []string{b.ID}); err != nil {
+				return err
+			}
+			return s.audit(ctx, c, auditChange{action: store.AuditRoleBindingDelete, workspace: b.Workspace, target: b.Name,
+				before: bindingState(b)})
 		})
 	})
 	return del, err
@@ -432,6 +466,10 @@ func (s *Store) EnsureBuiltins(ctx context.Context, seed store.Seed) error {
 			if err := insertWorkspace(ctx, c, w); err != nil {
 				return err
 			}
+			if err := s.audit(ctx, c, auditChange{action: store.AuditWorkspaceCreate, workspace: name, target: name,
+				after: store.AuditWorkspaceState{Name: name}}); err != nil {
+				return err
+			}
 		}
 		var rev int64
 		for _, sb := range seed.Bindings {
@@ -450,7 +488,12 @@ func (s *Store) EnsureBuiltins(ctx context.Context, seed store.Seed) error {
 					return err
 				}
 			}
-			if _, err := s.insertBinding(ctx, c, sb.Name, sb.Principal, sb.Workspace, sb.Role, "system", now, rev); err != nil {
+			b, err := s.insertBinding(ctx, c, sb.Name, sb.Principal, sb.Workspace, sb.Role, "system", now, rev)
+			if err != nil {
+				return err
+			}
+			if err := s.audit(ctx, c, auditChange{action: store.AuditRoleBindingCreate, workspace: b.Workspace, target: b.Name,
+				after: bindingState(b)}); err != nil {
 				return err
 			}
 		}

@@ -48,6 +48,10 @@ func (s *Store) CreateWorkspace(ctx context.Context, in store.NewWorkspace) (sto
 		if err := insertWorkspace(ctx, c, w); err != nil {
 			return err
 		}
+		if err := s.audit(ctx, c, auditChange{action: store.AuditWorkspaceCreate, workspace: w.Name, target: w.Name,
+			after: store.AuditWorkspaceState{Name: w.Name, Description: w.Description}}); err != nil {
+			return err
+		}
 		if in.Admin == "" {
 			return nil
 		}
@@ -60,8 +64,10 @@ func (s *Store) CreateWorkspace(ctx context.Context, in store.NewWorkspace) (sto
 		if in.By != nil {
 			by = *in.By
 		}
-		_, err = s.insertBinding(ctx, c, bindingName(in.Admin, in.Name, "Admin"), in.Admin, in.Name, "Admin", by, now, rev)
-		return err
+		if _, err = s.insertBinding(ctx, c, bindingName(in.Admin, in.Name, "Admin"), in.Admin, in.Name, "Admin", by, now, rev); err != nil {
+			return err
+		}
+		return s.auditMember(ctx, c, in.Name, in.Admin, nil, []string{adminRole})
 	})
 	return w, rev, err
 }
@@ -144,11 +150,16 @@ func (s *Store) DeleteWorkspace(ctx context.Context, name string, _ store.Actor)
 			return err
 		}
 		del = store.Deleted{ID: w.ID, DeletedAt: s.now()}
-		var active int
-		if err := c.row(ctx, `SELECT count(*) FROM role_bindings WHERE workspace = ? AND revoked_at IS NULL`, name).Scan(&active); err != nil {
+		active, err := collect(ctx, c, readBinding, `SELECT `+bindingCols+` FROM role_bindings b
+			WHERE b.workspace = ? AND b.revoked_at IS NULL ORDER BY b.principal, b.role, b.id`, name)
+		if err != nil {
 			return err
 		}
-		if active > 0 {
+		before := store.AuditWorkspaceState{Name: w.Name, Description: w.Description}
+		for _, b := range active {
+			before.RevokedBindings = append(before.RevokedBindings, bindingState(b))
+		}
+		if len(active) > 0 {
 			if del.Revision, err = s.bump(ctx, c); err != nil {
 				return err
 			}
@@ -157,8 +168,10 @@ func (s *Store) DeleteWorkspace(ctx context.Context, name string, _ store.Actor)
 				return err
 			}
 		}
-		_, err = c.exec(ctx, `DELETE FROM workspaces WHERE id = ?`, w.ID)
-		return err
+		if _, err = c.exec(ctx, `DELETE FROM workspaces WHERE id = ?`, w.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, c, auditChange{action: store.AuditWorkspaceDelete, workspace: w.Name, target: w.Name, before: before})
 	})
 	return del, err
 }

@@ -67,6 +67,10 @@ func Run(t *testing.T, open Factory) {
 		{"AccessKeyRotateConcurrent", testAccessKeyRotateConcurrent},
 		{"AccessKeyUse", testAccessKeyUse},
 		{"AccessKeyFeed", testAccessKeyFeed},
+		{"AuditEveryChange", testAuditEveryChange},
+		{"AuditFailedChanges", testAuditFailedChanges},
+		{"AuditList", testAuditList},
+		{"AuditPrune", testAuditPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,22 @@
+-- The audit trail of access changes: one row per member, role-binding,
+-- workspace or access-key change, written in the change's transaction.
+-- seq orders events written at the same instant. before_state and
+-- after_state are JSON documents (NULL for a creation's before and a
+-- deletion's after). Timestamps are fixed-width RFC 3339 text (see 0001).
+CREATE TABLE audit_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    occurred_at  TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    on_behalf_of TEXT,
+    request_id   TEXT,
+    action       TEXT NOT NULL,
+    workspace    TEXT,
+    target       TEXT NOT NULL,
+    before_state TEXT,
+    after_state  TEXT
+);
+CREATE INDEX audit_events_occurred ON audit_events (occurred_at, seq);
+CREATE INDEX audit_events_workspace ON audit_events (workspace, occurred_at);
+CREATE INDEX audit_events_actor ON audit_events (actor, occurred_at);
+CREATE INDEX audit_events_target ON audit_events (target, occurred_at);
