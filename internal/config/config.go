@@ -312,7 +312,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 				MaxRotationGracePeriodSeconds: 2592000,
 			},
 			DecisionLog: DecisionLogConfig{Output: "stderr", BufferSize: 10000},
-			Audit: AuditConfig{RetentionDays: 365},
+			Audit:       AuditConfig{RetentionDays: 365},
 		},
 		Entities: EntitiesConfig{
 			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30},
