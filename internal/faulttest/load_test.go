@@ -73,6 +73,10 @@ type load struct {
 	unavailable     atomic.Int64 // 503/507 during a fault
 	hangs           atomic.Int64
 	faultDenials    atomic.Int64 // denials decided while a fault was in progress
+	// closedDenials are denials of allowed requests during a fault (a
+	// PDP that answers before it has loaded its policy): failing closed,
+	// reported, not counted as wrong denies.
+	closedDenials atomic.Int64
 	problems        sync.Map     // first few messages per kind
 	problemN        atomic.Int64
 }
@@ -235,6 +239,8 @@ func (l *load) read(rng *rand.Rand) {
 	case allowed && !p.member:
 		l.wrongAllow.Add(1)
 		l.problem("WRONG ALLOW", "%s as %s (not a member since %v): %d", route, userEmail(k.user), p.since, st)
+	case denied && p.member && (fault || l.faulty.Load()):
+		l.closedDenials.Add(1)
 	case denied && p.member && start.Sub(p.since) >= propagationBound:
 		l.wrongDeny.Add(1)
 		l.problem("wrong deny", "%s as %s (member since %v): %d %s", route, userEmail(k.user), p.since, st, body)
@@ -271,6 +277,10 @@ func (l *load) write(rng *rand.Rand, seq *atomic.Int64) {
 	start := time.Now()
 	st, h, body, err := l.do(editorEmail(w), http.MethodPost, path, map[string]string{"name": name})
 	if !l.record("POST projects", start, fault, st, h, body, err) {
+		return
+	}
+	if st == http.StatusForbidden && (fault || l.faulty.Load()) {
+		l.closedDenials.Add(1)
 		return
 	}
 	if st != http.StatusCreated {
@@ -321,6 +331,9 @@ func (l *load) change(rng *rand.Rand) {
 		p.known, p.member = true, true
 	case ok && !grant && st < 300:
 		p.known, p.member = true, false
+	case ok && st == http.StatusForbidden && (fault || l.faulty.Load()):
+		l.closedDenials.Add(1)
+		p.known = false
 	case ok:
 		l.errorsUnplanned.Add(1)
 		l.problem("unexpected status", "%s %s in %s: %d %s", route, userEmail(k.user), wsName(k.ws), st, body)
@@ -330,10 +343,8 @@ func (l *load) change(rng *rand.Rand) {
 	}
 }
 
-// run drives the load for d and returns the wall time.
-func (l *load) run(ctx context.Context, d time.Duration) time.Duration {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
+// run drives the load until ctx ends and returns the wall time.
+func (l *load) run(ctx context.Context) time.Duration {
 	var seq atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -454,9 +465,9 @@ func (l *load) report(name string, wall time.Duration) {
 	}
 	sort.Strings(routes)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d requests in %v = %.0f req/s; wrong allows %d, wrong denies %d, unplanned errors %d, hangs %d, 503/507 during faults %d, denials decided during faults %d\n",
+	fmt.Fprintf(&b, "%s: %d requests in %v = %.0f req/s; wrong allows %d, wrong denies %d, unplanned errors %d, hangs %d, 503/507 during faults %d, denials decided during faults %d, allowed requests denied during faults (fail-closed) %d\n",
 		name, total, wall.Round(time.Millisecond), float64(total)/wall.Seconds(), l.wrongAllow.Load(), l.wrongDeny.Load(),
-		l.errorsUnplanned.Load(), l.hangs.Load(), l.unavailable.Load(), l.faultDenials.Load())
+		l.errorsUnplanned.Load(), l.hangs.Load(), l.unavailable.Load(), l.faultDenials.Load(), l.closedDenials.Load())
 	for _, r := range routes {
 		lat := l.lat[r]
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })

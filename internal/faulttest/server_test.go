@@ -66,6 +66,8 @@ type serverOptions struct {
 	extraAuth string
 	// statementTimeout is entities.database_config.statement_timeout_seconds.
 	statementTimeout int
+	// port to listen on; 0 = a free one.
+	port int
 }
 
 // proc is a running `nmp services run`.
@@ -83,7 +85,10 @@ func startServer(t *testing.T, o serverOptions) *proc {
 	if o.statementTimeout == 0 {
 		o.statementTimeout = 2
 	}
-	port := freePort(t)
+	port := o.port
+	if port == 0 {
+		port = freePort(t)
+	}
 	db := ""
 	if o.dbURL != "" {
 		db = fmt.Sprintf("    url: %q\n", o.dbURL)

@@ -26,7 +26,9 @@ func TestSteadyLoad(t *testing.T) {
 			p := startServer(t, serverOptions{dataDir: t.TempDir(), dbURL: tt.dbURL(t), issuer: iss})
 			l := newLoad(t, p.url, iss, 10*time.Second)
 			l.setup()
-			wall := l.run(context.Background(), duration(t, 3*time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), duration(t, 3*time.Second))
+			defer cancel()
+			wall := l.run(ctx)
 			l.report("steady "+tt.name, wall)
 			if lost := l.verify(); lost > 0 {
 				t.Errorf("%d acknowledged writes lost", lost)
