@@ -77,8 +77,8 @@ type load struct {
 	// PDP that answers before it has loaded its policy): failing closed,
 	// reported, not counted as wrong denies.
 	closedDenials atomic.Int64
-	problems        sync.Map     // first few messages per kind
-	problemN        atomic.Int64
+	problems      sync.Map // first few messages per kind
+	problemN      atomic.Int64
 }
 
 func userEmail(i int) string   { return fmt.Sprintf("u%d@example.com", i) }

@@ -181,7 +181,9 @@ func (g *Guarded) SetMemberRoles(ctx context.Context, workspace, principal strin
 
 // RemoveMember implements store.Store.
 func (g *Guarded) RemoveMember(ctx context.Context, workspace, principal string) (store.Deleted, error) {
-	return guard(g, ctx, func(ctx context.Context) (store.Deleted, error) { return g.Store.RemoveMember(ctx, workspace, principal) })
+	return guard(g, ctx, func(ctx context.Context) (store.Deleted, error) {
+		return g.Store.RemoveMember(ctx, workspace, principal)
+	})
 }
 
 // CreateRoleBinding implements store.Store.
@@ -284,7 +286,9 @@ func (g *Guarded) RecordLastSeen(ctx context.Context, seen []store.Sighting) err
 
 // LastSeen implements store.Store.
 func (g *Guarded) LastSeen(ctx context.Context, principals []string) (map[string]store.Timestamp, error) {
-	return guard(g, ctx, func(ctx context.Context) (map[string]store.Timestamp, error) { return g.Store.LastSeen(ctx, principals) })
+	return guard(g, ctx, func(ctx context.Context) (map[string]store.Timestamp, error) {
+		return g.Store.LastSeen(ctx, principals)
+	})
 }
 
 // CreateAccessKey implements store.Store.

@@ -153,4 +153,3 @@ func TestUnavailableDatabaseCallerCancel(t *testing.T) {
 		t.Fatalf("error %v, want the caller's cancellation", err)
 	}
 }
-
