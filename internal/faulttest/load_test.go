@@ -42,13 +42,6 @@ type pair struct {
 	since    time.Time // when the current state was acknowledged
 }
 
-// result is one response, judged.
-type result struct {
-	route  string
-	status int
-	took   time.Duration
-}
-
 // load drives a server and checks every answer.
 type load struct {
 	t       *testing.T

@@ -1,7 +1,6 @@
 package faulttest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -193,16 +191,4 @@ func freePort(t *testing.T) int {
 	}
 	defer testenv.Close(t, ln)
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// scanLines is a helper for logs: the lines of s that contain sub.
-func scanLines(s, sub string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), sub) {
-			out = append(out, sc.Text())
-		}
-	}
-	return out
 }

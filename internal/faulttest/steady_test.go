@@ -26,7 +26,7 @@ func TestSteadyLoad(t *testing.T) {
 			p := startServer(t, serverOptions{dataDir: t.TempDir(), dbURL: tt.dbURL(t), issuer: iss})
 			l := newLoad(t, p.url, iss, 10*time.Second)
 			l.setup()
-			ctx, cancel := context.WithTimeout(context.Background(), duration(t, 3*time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), duration(t, 2*time.Second))
 			defer cancel()
 			wall := l.run(ctx)
 			l.report("steady "+tt.name, wall)
