@@ -214,7 +214,7 @@ func TestExternalOPAStopped(t *testing.T) {
 	iss := oidctest.New(t)
 	port := freePort(t)
 	cfgFile := filepath.Join(t.TempDir(), "opa.yaml")
-	if err := os.WriteFile(cfgFile, []byte(documentedOPAConfig(t, fmt.Sprintf("http://127.0.0.1:%d", port))), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(opatest.DocumentedConfig(t, fmt.Sprintf("http://127.0.0.1:%d", port))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o := opatest.Start(t, "--config-file", cfgFile)
@@ -234,34 +234,6 @@ func TestExternalOPAStopped(t *testing.T) {
 	if lost := l.verify(); lost > 0 {
 		t.Errorf("%d acknowledged writes lost", lost)
 	}
-}
-
-// documentedOPAConfig is docs/opa.md's OPA configuration pointed at base.
-func documentedOPAConfig(t *testing.T, base string) string {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "opa.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(doc)
-	for {
-		i := strings.Index(s, "```yaml\n")
-		if i < 0 {
-			break
-		}
-		s = s[i+len("```yaml\n"):]
-		j := strings.Index(s, "```")
-		if j < 0 {
-			break
-		}
-		block := s[:j]
-		s = s[j:]
-		if strings.Contains(block, "bundles:") && strings.Contains(block, "long_polling_timeout_seconds") {
-			return strings.ReplaceAll(block, "http://nmp-auth:8080", base)
-		}
-	}
-	t.Fatal("docs/opa.md has no OPA configuration with bundles and long polling")
-	return ""
 }
 
 // TestSQLiteDiskFull: SQLite's file system (a 16 MB tmpfs made by

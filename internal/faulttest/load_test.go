@@ -40,6 +40,12 @@ type pair struct {
 	changing bool
 	gen      uint64
 	since    time.Time // when the current state was acknowledged
+	// unapplied: the change was committed and acknowledged, but the
+	// server said (X-NMP-Role-Propagation other than complete) that its
+	// policy did not hold it yet — the database it must read the change
+	// back from was failing. Until the fault is over the old answer is
+	// possible; after it, any is wrong.
+	unapplied bool
 }
 
 // load drives a server and checks every answer.
@@ -70,6 +76,10 @@ type load struct {
 	// PDP that answers before it has loaded its policy): failing closed,
 	// reported, not counted as wrong denies.
 	closedDenials atomic.Int64
+	// unappliedAllows are allows after a revoke the server acknowledged
+	// as committed but not yet applied (during a fault).
+	unappliedAllows atomic.Int64
+	unappliedAcks   atomic.Int64
 	problems      sync.Map // first few messages per kind
 	problemN      atomic.Int64
 }
@@ -219,6 +229,12 @@ func (l *load) read(rng *rand.Rand) {
 	now := *l.pairs[k]
 	l.mu.Unlock()
 	stable := p.known && !p.changing && now.gen == p.gen
+	if stable && p.unapplied && (fault || l.faulty.Load()) {
+		if st == http.StatusOK && !p.member {
+			l.unappliedAllows.Add(1)
+		}
+		stable = false
+	}
 	allowed := st == http.StatusOK
 	denied := st == http.StatusForbidden || st == http.StatusNotFound
 	if fault && denied {
@@ -319,6 +335,11 @@ func (l *load) change(rng *rand.Rand) {
 	p.changing = false
 	p.gen++
 	p.since = time.Now()
+	p.unapplied = false
+	if ok && st < 300 && h.Get("X-NMP-Role-Propagation") != "complete" {
+		p.unapplied = true
+		l.unappliedAcks.Add(1)
+	}
 	switch {
 	case ok && grant && (st == http.StatusCreated || (st == http.StatusConflict && !p.known)):
 		p.known, p.member = true, true
@@ -458,9 +479,9 @@ func (l *load) report(name string, wall time.Duration) {
 	}
 	sort.Strings(routes)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d requests in %v = %.0f req/s; wrong allows %d, wrong denies %d, unplanned errors %d, hangs %d, 503/507 during faults %d, denials decided during faults %d, allowed requests denied during faults (fail-closed) %d\n",
+	fmt.Fprintf(&b, "%s: %d requests in %v = %.0f req/s; wrong allows %d, wrong denies %d, unplanned errors %d, hangs %d, 503/507 during faults %d, denials decided during faults %d, allowed requests denied during faults (fail-closed) %d, changes acknowledged as not yet applied %d (allows after such a revoke, during the fault: %d)\n",
 		name, total, wall.Round(time.Millisecond), float64(total)/wall.Seconds(), l.wrongAllow.Load(), l.wrongDeny.Load(),
-		l.errorsUnplanned.Load(), l.hangs.Load(), l.unavailable.Load(), l.faultDenials.Load(), l.closedDenials.Load())
+		l.errorsUnplanned.Load(), l.hangs.Load(), l.unavailable.Load(), l.faultDenials.Load(), l.closedDenials.Load(), l.unappliedAcks.Load(), l.unappliedAllows.Load())
 	for _, r := range routes {
 		lat := l.lat[r]
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
