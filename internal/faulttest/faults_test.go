@@ -84,8 +84,8 @@ func faultRunProbe(t *testing.T, l *load, p *proc, d time.Duration, inject, heal
 	}
 	out.recovery = time.Since(healed)
 	// Requests already in flight may still carry the fault's answer:
-	// they end within the operation timeout (2 s).
-	<-time.After(2500 * time.Millisecond)
+	// they end within the operation timeout.
+	<-time.After(statementTimeout*time.Second + 500*time.Millisecond)
 	l.faulty.Store(false)
 	if rest := d - time.Since(start); rest > time.Second {
 		<-time.After(rest)

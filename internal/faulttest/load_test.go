@@ -69,7 +69,7 @@ type load struct {
 	wrongAllow      atomic.Int64
 	wrongDeny       atomic.Int64
 	errorsUnplanned atomic.Int64 // 5xx outside a fault, any 500, transport errors
-	unavailable     atomic.Int64 // 503/507 during a fault
+	unavailable     atomic.Int64 // 503/507 (504 pdp_timeout) during a fault
 	hangs           atomic.Int64
 	faultDenials    atomic.Int64 // denials decided while a fault was in progress
 	// closedDenials are denials of allowed requests during a fault (a
@@ -185,7 +185,10 @@ func (l *load) record(route string, start time.Time, faultAtStart bool, st int, 
 		}
 		l.errorsUnplanned.Add(1)
 		return false
-	case st == http.StatusServiceUnavailable || st == http.StatusInsufficientStorage:
+	case st == http.StatusServiceUnavailable || st == http.StatusInsufficientStorage ||
+		(st == http.StatusGatewayTimeout && strings.Contains(string(body), `"pdp_timeout"`)):
+		// 504 pdp_timeout: a decision point that did not answer in time
+		// (an OPA still starting up) — refused, like a 503.
 		var e struct{ Code string }
 		_ = json.Unmarshal(body, &e)
 		if !fault {
@@ -479,7 +482,7 @@ func (l *load) report(name string, wall time.Duration) {
 	}
 	sort.Strings(routes)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d requests in %v = %.0f req/s; wrong allows %d, wrong denies %d, unplanned errors %d, hangs %d, 503/507 during faults %d, denials decided during faults %d, allowed requests denied during faults (fail-closed) %d, changes acknowledged as not yet applied %d (allows after such a revoke, during the fault: %d)\n",
+	fmt.Fprintf(&b, "%s: %d requests in %v = %.0f req/s; wrong allows %d, wrong denies %d, unplanned errors %d, hangs %d, 503/507/504 during faults %d, denials decided during faults %d, allowed requests denied during faults (fail-closed) %d, changes acknowledged as not yet applied %d (allows after such a revoke, during the fault: %d)\n",
 		name, total, wall.Round(time.Millisecond), float64(total)/wall.Seconds(), l.wrongAllow.Load(), l.wrongDeny.Load(),
 		l.errorsUnplanned.Load(), l.hangs.Load(), l.unavailable.Load(), l.faultDenials.Load(), l.closedDenials.Load(), l.unappliedAcks.Load(), l.unappliedAllows.Load())
 	for _, r := range routes {

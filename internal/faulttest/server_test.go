@@ -78,10 +78,15 @@ type proc struct {
 
 const adminEmail = "admin@example.com"
 
+// statementTimeout is the servers' operation timeout in seconds: short
+// enough that a hang shows, long enough for serialized membership writes
+// on a loaded 2-core machine.
+const statementTimeout = 5
+
 func startServer(t *testing.T, o serverOptions) *proc {
 	t.Helper()
 	if o.statementTimeout == 0 {
-		o.statementTimeout = 2
+		o.statementTimeout = statementTimeout
 	}
 	port := o.port
 	if port == 0 {
