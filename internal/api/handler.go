@@ -60,7 +60,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	if ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusInsufficientStorage {
-		s.log.DebugContext(r.Context(), "store unavailable", "status", ae.Status, "error", err, "request_id", requestID(r.Context()))
+		s.log.DebugContext(r.Context(), "request refused: a dependency is unavailable or out of storage", "status", ae.Status, "error", err, "request_id", requestID(r.Context()))
 	}
 	if ae.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", "Bearer")
