@@ -80,8 +80,8 @@ type load struct {
 	// as committed but not yet applied (during a fault).
 	unappliedAllows atomic.Int64
 	unappliedAcks   atomic.Int64
-	problems      sync.Map // first few messages per kind
-	problemN      atomic.Int64
+	problems        sync.Map // first few messages per kind
+	problemN        atomic.Int64
 }
 
 func userEmail(i int) string   { return fmt.Sprintf("u%d@example.com", i) }
