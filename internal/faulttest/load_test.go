@@ -80,7 +80,6 @@ type load struct {
 	// as committed but not yet applied (during a fault).
 	unappliedAllows atomic.Int64
 	unappliedAcks   atomic.Int64
-	problems        sync.Map // first few messages per kind
 	problemN        atomic.Int64
 }
 
@@ -111,7 +110,6 @@ func (l *load) problem(kind, format string, args ...any) {
 	if l.problemN.Add(1) <= 20 {
 		l.t.Logf("%s: %s", kind, fmt.Sprintf(format, args...))
 	}
-	l.problems.Store(kind, true)
 }
 
 // do sends one request as email and returns the status and body.
