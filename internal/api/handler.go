@@ -38,6 +38,12 @@ func toAPIError(err error) (*apierror.Error, bool) {
 		}[se.Kind]
 		return &apierror.Error{Status: status, Code: se.Code, Detail: se.Detail}, true
 	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return apierror.New(http.StatusServiceUnavailable, "store_unavailable", "The entity store is unavailable; retry later"), true
+	}
+	if errors.Is(err, store.ErrInsufficientStorage) {
+		return apierror.New(http.StatusInsufficientStorage, "insufficient_storage", "The entity store is out of storage; the change was not made"), true
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return apierror.New(http.StatusRequestEntityTooLarge, "body_too_large", "Request body is larger than %d bytes", mbe.Limit), true
@@ -49,6 +55,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae, expected := toAPIError(err)
 	if !expected {
 		s.log.ErrorContext(r.Context(), "request failed", "error", err, "request_id", requestID(r.Context()))
+	}
+	if ae.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
+	if ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusInsufficientStorage {
+		s.log.DebugContext(r.Context(), "request refused: a dependency is unavailable or out of storage", "status", ae.Status, "error", err, "request_id", requestID(r.Context()))
 	}
 	if ae.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", "Bearer")

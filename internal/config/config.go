@@ -198,6 +198,9 @@ type DatabaseConfig struct {
 	URL                   string `yaml:"url"`
 	ConnectionsLimit      int    `yaml:"connections_limit"`
 	ConnectTimeoutSeconds int    `yaml:"connect_timeout_seconds"`
+	// StatementTimeoutSeconds bounds every store operation a request
+	// makes; past it the request gets 503 store_unavailable.
+	StatementTimeoutSeconds int `yaml:"statement_timeout_seconds"`
 }
 
 // DevIDPConfig is the `dev_idp` section (the development OIDC provider).
@@ -315,7 +318,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			Audit:       AuditConfig{RetentionDays: 365},
 		},
 		Entities: EntitiesConfig{
-			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30},
+			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30, StatementTimeoutSeconds: 10},
 			RunMigrations:                true,
 			DBHealthCheckIntervalSeconds: 10,
 		},

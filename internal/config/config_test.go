@@ -81,6 +81,7 @@ func TestDefault(t *testing.T) {
 		{"entities.database_config.url", c.Entities.DatabaseConfig.URL, ""},
 		{"entities.database_config.connections_limit", c.Entities.DatabaseConfig.ConnectionsLimit, 10},
 		{"entities.database_config.connect_timeout_seconds", c.Entities.DatabaseConfig.ConnectTimeoutSeconds, 30},
+		{"entities.database_config.statement_timeout_seconds", c.Entities.DatabaseConfig.StatementTimeoutSeconds, 10},
 		{"entities.run_migrations", c.Entities.RunMigrations, true},
 		{"entities.db_health_check_interval_seconds", c.Entities.DBHealthCheckIntervalSeconds, 10},
 		{"dev_idp.listen_address", c.DevIDP.ListenAddress, "127.0.0.1:9400"},

@@ -342,6 +342,7 @@ func (c *Config) validateEntities(p *problems) {
 	validateDatabaseURL(p, e.DatabaseConfig.URL)
 	atLeast(p, "entities.database_config.connections_limit", e.DatabaseConfig.ConnectionsLimit, 1)
 	atLeast(p, "entities.database_config.connect_timeout_seconds", e.DatabaseConfig.ConnectTimeoutSeconds, 1)
+	atLeast(p, "entities.database_config.statement_timeout_seconds", e.DatabaseConfig.StatementTimeoutSeconds, 1)
 	atLeast(p, "entities.db_health_check_interval_seconds", e.DBHealthCheckIntervalSeconds, 1)
 }
 

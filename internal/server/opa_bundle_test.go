@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,28 +17,6 @@ import (
 	"github.com/nmp-project/nmp/internal/testenv/opatest"
 )
 
-// documentedOPAConfig returns the OPA configuration printed in
-// docs/opa.md (the first YAML block with a bundles section), pointed at
-// base instead of the documentation's example host. Tests run OPA with
-// exactly what an operator copies.
-func documentedOPAConfig(t testing.TB, base string) string {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "opa.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
-		if strings.Contains(m[1], "bundles:") && strings.Contains(m[1], "long_polling_timeout_seconds") {
-			if !strings.Contains(m[1], "http://nmp-auth:8080") {
-				t.Fatal("docs/opa.md: the OPA configuration no longer names http://nmp-auth:8080")
-			}
-			return strings.ReplaceAll(m[1], "http://nmp-auth:8080", base)
-		}
-	}
-	t.Fatal("docs/opa.md has no OPA configuration with bundles and long polling")
-	return ""
-}
-
 // startWithExternalOPA starts nmp with provider opa and a real OPA that
 // loads nmp's bundle with the documented configuration (long polling),
 // and waits until OPA has activated the bundle.
@@ -47,7 +24,7 @@ func startWithExternalOPA(t testing.TB, mutate func(*config.Config)) (*servertes
 	t.Helper()
 	ln := servertest.Listen(t)
 	cfgFile := filepath.Join(t.TempDir(), "opa.yaml")
-	if err := os.WriteFile(cfgFile, []byte(documentedOPAConfig(t, servertest.URL(ln))), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(opatest.DocumentedConfig(t, servertest.URL(ln))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o := opatest.Start(t, "--config-file", cfgFile)

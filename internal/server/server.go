@@ -161,13 +161,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, err
 		}
-		if s.store, err = sqlstore.Open(ctx, sqlstore.Options{
+		sq, err := sqlstore.Open(ctx, sqlstore.Options{
 			URL: dbURL, MaxConns: cfg.Entities.DatabaseConfig.ConnectionsLimit,
 			ConnectTimeout: time.Duration(cfg.Entities.DatabaseConfig.ConnectTimeoutSeconds) * time.Second,
 			Migrate:        cfg.Entities.RunMigrations, Clock: s.clock,
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, fmt.Errorf("open entity store: %w", err)
 		}
+		// Requests' store operations are bounded and their driver errors
+		// classified (503 store_unavailable, 507 insufficient_storage).
+		s.store = sqlstore.Guard(sq, time.Duration(cfg.Entities.DatabaseConfig.StatementTimeoutSeconds)*time.Second)
 	}
 	st := s.store
 	var seed store.Seed

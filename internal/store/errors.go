@@ -88,3 +88,14 @@ func CodeOf(err error) string {
 	}
 	return ""
 }
+
+// ErrUnavailable is a store operation that failed because the database
+// could not be reached or did not answer in time (connection refused or
+// lost, the server shutting down, the operation timeout). The caller may
+// retry later; the API answers 503 with Retry-After.
+var ErrUnavailable = errors.New("entity store unavailable")
+
+// ErrInsufficientStorage is a write the database refused because its
+// disk is full (or failed to write it). Reads keep working; the API
+// answers 507.
+var ErrInsufficientStorage = errors.New("entity store out of storage")

@@ -26,7 +26,12 @@ type Issuer struct {
 	signer jose.Signer
 	// JWKSFetches counts JWKS requests.
 	JWKSFetches atomic.Int32
+	srv         *httptest.Server
 }
+
+// Close stops serving (an IdP that went down): connections to URL are
+// refused from then on. Minting keeps working.
+func (iss *Issuer) Close() { iss.srv.Close() }
 
 // New starts an issuer on 127.0.0.1; it stops at test cleanup.
 func New(t testing.TB) *Issuer {
@@ -44,7 +49,7 @@ func New(t testing.TB) *Issuer {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	iss.URL = srv.URL
+	iss.URL, iss.srv = srv.URL, srv
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		if err := json.NewEncoder(w).Encode(map[string]string{
 			"issuer": iss.URL, "jwks_uri": iss.URL + "/jwks", "token_endpoint": iss.URL + "/token",

@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -311,4 +313,26 @@ func (o *OPA) Rewrite(p Policy) {
 		o.t.Fatal("opatest: Rewrite of a running opa")
 	}
 	o.write(p)
+}
+
+// DocumentedConfig returns the OPA configuration docs/opa.md documents
+// (the YAML block with bundles and long polling), pointed at nmp's base
+// URL instead of http://nmp-auth:8080.
+func DocumentedConfig(t testing.TB, base string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	doc, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "docs", "opa.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
+		if strings.Contains(m[1], "bundles:") && strings.Contains(m[1], "long_polling_timeout_seconds") {
+			if !strings.Contains(m[1], "http://nmp-auth:8080") {
+				t.Fatal("docs/opa.md: the OPA configuration no longer names http://nmp-auth:8080")
+			}
+			return strings.ReplaceAll(m[1], "http://nmp-auth:8080", base)
+		}
+	}
+	t.Fatal("docs/opa.md has no OPA configuration with bundles and long polling")
+	return ""
 }
