@@ -92,7 +92,10 @@ func isUnavailable(err error) bool {
 // operations that may legitimately run long (watching the change feed,
 // loading every active binding) keep the caller's context.
 type Guarded struct {
-	*Store
+	// Store is not embedded: every store.Store method must be written
+	// out here, so a method added to the interface cannot reach the
+	// request path unguarded (the build fails until it is wrapped).
+	Store   *Store
 	timeout time.Duration
 }
 
@@ -335,3 +338,46 @@ func (g *Guarded) RotateAccessKey(ctx context.Context, jti string, graceUntil ti
 func (g *Guarded) RecordAccessKeyUse(ctx context.Context, uses []store.AccessKeyUse) error {
 	return guard0(g, ctx, func(ctx context.Context) error { return g.Store.RecordAccessKeyUse(ctx, uses) })
 }
+
+// ListAuditEvents implements store.Store.
+func (g *Guarded) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, bool, error) {
+	var more bool
+	events, err := guard(g, ctx, func(ctx context.Context) (events []store.AuditEvent, err error) {
+		events, more, err = g.Store.ListAuditEvents(ctx, f)
+		return events, err
+	})
+	return events, more, err
+}
+
+// PruneAuditEvents implements store.Store.
+func (g *Guarded) PruneAuditEvents(ctx context.Context, before time.Time) (int64, error) {
+	return guard(g, ctx, func(ctx context.Context) (int64, error) { return g.Store.PruneAuditEvents(ctx, before) })
+}
+
+// The methods below are not on a request's path: the change feed and the
+// full policy loads run as long as they need under their caller's
+// context, seeding runs once at start, and Close ends the store. They
+// are passed through unchanged.
+
+// WatchPolicy implements store.ChangeFeed.
+func (g *Guarded) WatchPolicy(ctx context.Context, emit func(store.PolicyEvent)) error {
+	return g.Store.WatchPolicy(ctx, emit)
+}
+
+// ActiveBindings implements store.Store.
+func (g *Guarded) ActiveBindings(ctx context.Context) (store.PolicyBindings, error) {
+	return g.Store.ActiveBindings(ctx)
+}
+
+// ScanActiveBindings implements store.Store.
+func (g *Guarded) ScanActiveBindings(ctx context.Context, fn func(principal, workspace, role string) error) (int64, error) {
+	return g.Store.ScanActiveBindings(ctx, fn)
+}
+
+// EnsureBuiltins implements store.Store.
+func (g *Guarded) EnsureBuiltins(ctx context.Context, seed store.Seed) error {
+	return g.Store.EnsureBuiltins(ctx, seed)
+}
+
+// Close implements store.Store.
+func (g *Guarded) Close() error { return g.Store.Close() }
