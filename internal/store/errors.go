@@ -29,6 +29,11 @@ var (
 	ErrInvalidState = &Error{Kind: KindConflict, Code: "invalid_state"}
 )
 
+// ErrUnavailable matches a store that cannot serve the request now but
+// may shortly (no pooled connection became free in time): the API answers
+// 503 with Retry-After, never 500.
+var ErrUnavailable = errors.New("store unavailable")
+
 // Error is an expected failure with a stable machine code (api.md) and a
 // message safe to show to the caller.
 type Error struct {
