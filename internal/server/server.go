@@ -120,6 +120,9 @@ func WithAccessKeyRegistry(r accesskey.Registry) Option {
 // Health components besides the policy syncer's.
 const healthDatabase = "database"
 
+// errDatabaseUnreachable is the public reason of a failed database check.
+var errDatabaseUnreachable = errors.New("database unreachable")
+
 // New opens the store (unless one was injected), applies migrations,
 // creates the built-in workspaces and seed bindings, loads the policy and
 // builds the HTTP handler.
@@ -459,7 +462,10 @@ func (s *Server) checkDatabase(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			// The detail (host, user, driver message) goes to the log
+			// only: readiness and /status are public.
 			s.log.Error("database health check failed", "error", err)
+			err = errDatabaseUnreachable
 		}
 		s.health.Set(healthDatabase, err)
 	}
