@@ -72,7 +72,7 @@ type child struct {
 
 func startChild(t *testing.T, dataDir string) *child {
 	t.Helper()
-	var stderr io.Writer = io.Discard
+	stderr := io.Discard
 	if testing.Verbose() {
 		stderr = os.Stderr
 	}
