@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -30,6 +31,9 @@ func TestLimitConcurrency(t *testing.T) {
 	m := metrics.New()
 	srv := httptest.NewServer(limitConcurrency(h, limit, m))
 	defer srv.Close()
+	var releaseAll sync.Once
+	// Runs before srv.Close, also when the test fails: held requests end.
+	defer releaseAll.Do(func() { close(release) })
 
 	get := func(path string) *http.Response {
 		t.Helper()
@@ -85,7 +89,7 @@ func TestLimitConcurrency(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("after a slot was freed: %d, want 200", resp.StatusCode)
 	}
-	close(release)
+	releaseAll.Do(func() { close(release) })
 	for range limit - 1 {
 		<-held
 	}
