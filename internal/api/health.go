@@ -43,7 +43,9 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 			policy["last_full_reload"] = store.NewTimestamp(ps.LastFullLoad)
 		}
 		if ps.Err != nil {
-			policy["error"] = ps.Err.Error()
+			// The cause may name the database host and user: it is in
+			// the server log, not on this public endpoint.
+			policy["error"] = "the last policy refresh failed; the cause is in the server log"
 		}
 	}
 	if rr, ok := s.pdp.(pdp.RemoteReporter); ok {

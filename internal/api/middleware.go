@@ -152,16 +152,19 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		ri := info(r.Context())
+		// The route is known before identify and authorize run, so that a
+		// request they refuse is counted under its route too.
+		ri.route = s.routeOf(r)
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		ri := info(r.Context())
 		route := ri.route
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.HTTPRequests.WithLabelValues(r.Method, route, fmt.Sprint(sw.status)).Inc()
+		s.metrics.HTTPRequests.WithLabelValues(methodLabel(r.Method), route, fmt.Sprint(sw.status)).Inc()
 		attrs := []any{"request_id", ri.id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "remote_addr", r.RemoteAddr}
 		if q := redactQuery(r.URL.Query()); q != "" {
@@ -210,13 +213,10 @@ func (s *Server) methodNotAllowed(r *http.Request) (allow string, ok bool) {
 // dispatch routes the request, recording the matched pattern, and renders
 // unknown routes as JSON errors.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	_, pattern := s.mux.Handler(r)
+	pattern := s.routeOf(r)
 	if pattern == "" { // checkMethod answered unknown methods on known paths
 		s.writeError(w, r, apierror.New(http.StatusNotFound, "not_found", "Not Found"))
 		return
-	}
-	if _, path, ok := strings.Cut(pattern, " "); ok {
-		pattern = path
 	}
 	info(r.Context()).route = pattern
 	if err := checkWaitParam(r); err != nil {
@@ -224,6 +224,27 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// routeOf is the ServeMux pattern r matches, without its method ("" when
+// none does): a metric label from a fixed set, whatever the path.
+func (s *Server) routeOf(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		return path
+	}
+	return pattern
+}
+
+// methodLabel is the request method as a metric label: one of the
+// methods the API knows, else "other" (a client chooses the method, and
+// must not create label values at will).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // headerRecorder captures what the ServeMux's own 404/405 handler writes.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // ProviderMetadata is the part of an IdP's OpenID discovery document the
@@ -101,38 +103,98 @@ func OnlyTrailingSlashDiffers(a, b string) bool {
 }
 
 // DiscoveryCache keeps an issuer's discovery document for a TTL and
-// serves the last good copy when a refresh fails.
+// serves the last good copy when a refresh fails. As the key-set cache
+// (internal/authn/jwtverify) does, concurrent callers share one fetch
+// (single-flight, without holding a lock across it), and after a failed
+// fetch the IdP is not asked again before MinGap has passed: callers
+// meanwhile get the last good copy (or, without one, the last error) at
+// once.
 type DiscoveryCache struct {
 	Issuer string
 	TTL    time.Duration // 0 = fetch every time
 	Client *http.Client
 	Now    func() time.Time
+	// MinGap is the least time between a failed fetch and the next one
+	// (0: one second).
+	MinGap time.Duration
 
-	mu      sync.Mutex
-	doc     *ProviderMetadata
-	fetched time.Time
+	sf          singleflight.Group
+	mu          sync.Mutex
+	doc         *ProviderMetadata
+	fetched     time.Time
+	lastAttempt time.Time
+	lastErr     error // the last fetch's error; nil when it succeeded
 }
 
 // Get returns the document, fetching it when the cached copy is older
 // than the TTL. On a failed fetch the last good copy is returned with the
-// error; with no copy at all, nil and the error.
+// error; with no copy at all, nil and the error. A caller whose ctx ends
+// stops waiting for the shared fetch (which goes on for the others).
 func (c *DiscoveryCache) Get(ctx context.Context) (*ProviderMetadata, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.Now()
-	if c.doc != nil && c.TTL > 0 && now.Sub(c.fetched) < c.TTL {
-		return c.doc, nil
+	doc, fresh := c.doc, c.fresh(c.Now())
+	c.mu.Unlock()
+	if fresh {
+		return doc, nil
 	}
-	// On an error doc is never used: FetchProviderMetadata returns the
+	ch := c.sf.DoChan("discovery", func() (any, error) {
+		return c.refresh(context.WithoutCancel(ctx))
+	})
+	select {
+	case r := <-ch:
+		doc, _ := r.Val.(*ProviderMetadata)
+		return doc, r.Err
+	case <-ctx.Done():
+		return doc, ctx.Err()
+	}
+}
+
+// fresh: the cached copy is within its TTL (c.mu held).
+func (c *DiscoveryCache) fresh(now time.Time) bool {
+	return c.doc != nil && c.TTL > 0 && now.Sub(c.fetched) < c.TTL
+}
+
+// refresh is the single in-flight fetch: it decides under the lock
+// whether a network fetch is due, and fetches without holding it.
+func (c *DiscoveryCache) refresh(ctx context.Context) (*ProviderMetadata, error) {
+	gap := c.MinGap
+	if gap <= 0 {
+		gap = time.Second
+	}
+	c.mu.Lock()
+	now := c.Now()
+	switch {
+	case c.fresh(now): // refreshed by the previous flight meanwhile
+		doc := c.doc
+		c.mu.Unlock()
+		return doc, nil
+	case c.lastErr != nil && now.Sub(c.lastAttempt) < gap:
+		// A failing IdP is asked at most once per gap.
+		doc, err := c.doc, fmt.Errorf("identity provider not asked again within %s of a failed fetch: %w", gap, c.lastErr)
+		c.mu.Unlock()
+		return c.stale(doc, err)
+	}
+	c.lastAttempt = now
+	c.mu.Unlock()
+
+	// On an error md is never used: FetchProviderMetadata returns the
 	// document of another issuer alongside ErrIssuerMismatch, and nothing
 	// in it may be served or cached.
-	doc, err := FetchProviderMetadata(ctx, c.Client, c.Issuer)
+	md, err := FetchProviderMetadata(ctx, c.Client, c.Issuer)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastErr = err
 	if err != nil {
-		if c.doc != nil {
-			return c.doc, errors.Join(errors.New("serving the last good discovery document"), err)
-		}
-		return nil, err
+		return c.stale(c.doc, err)
 	}
-	c.doc, c.fetched = doc, now
-	return doc, nil
+	c.doc, c.fetched = md, now
+	return md, nil
+}
+
+// stale returns the last good copy with err, or nil and err.
+func (c *DiscoveryCache) stale(doc *ProviderMetadata, err error) (*ProviderMetadata, error) {
+	if doc != nil {
+		return doc, errors.Join(errors.New("serving the last good discovery document"), err)
+	}
+	return nil, err
 }

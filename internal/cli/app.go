@@ -93,13 +93,14 @@ func (a *App) Config() (*clientconfig.File, error) {
 
 // UpdateConfig changes the client config file with clientconfig.Update.
 // Errors from fn keep their exit code; other failures are local errors.
-func (a *App) UpdateConfig(fn func(*clientconfig.File) error) error {
+// Waiting for another nmp process's lock ends with ctx (Ctrl-C).
+func (a *App) UpdateConfig(ctx context.Context, fn func(*clientconfig.File) error) error {
 	path, err := a.ConfigPath()
 	if err != nil {
 		return err
 	}
 	a.config, a.settings = nil, nil
-	if err := clientconfig.Update(path, fn); err != nil {
+	if err := clientconfig.UpdateContext(ctx, path, fn); err != nil {
 		return LocalError(err)
 	}
 	clientconfig.WarnCloudSynced(a.Stderr, path)

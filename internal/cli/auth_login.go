@@ -186,8 +186,8 @@ func resolveLoginTarget(app *App) (*loginTarget, error) {
 
 // saveUser writes the login's result: the context (created if missing,
 // base URL from --base-url) and its user, changed by set.
-func (a *App) saveUser(t *loginTarget, set func(*clientconfig.User)) error {
-	return a.UpdateConfig(func(f *clientconfig.File) error {
+func (a *App) saveUser(ctx context.Context, t *loginTarget, set func(*clientconfig.User)) error {
+	return a.UpdateConfig(ctx, func(f *clientconfig.File) error {
 		ctx, _ := f.EnsureContext(t.context, t.newBaseURL)
 		if a.Global.BaseURL != "" {
 			if cl := f.Cluster(ctx.Cluster); cl != nil {
@@ -220,7 +220,7 @@ func runLogin(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags) 
 		return err
 	}
 	if !disc.AuthEnabled {
-		if err := app.saveUser(target, func(u *clientconfig.User) {
+		if err := app.saveUser(ctx, target, func(u *clientconfig.User) {
 			u.Type, u.Token, u.RefreshToken, u.Scope = clientconfig.UserTypeNoAuth, "", "", ""
 		}); err != nil {
 			return err
@@ -232,7 +232,7 @@ func runLogin(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags) 
 		if disc.OIDC != nil {
 			return UsageErrorf("the server uses OIDC login: unsigned tokens are refused; run \"nmp auth login\" without --unsigned-token")
 		}
-		return loginUnsigned(app, cmd, f, target)
+		return loginUnsigned(ctx, app, cmd, f, target)
 	}
 	o := disc.OIDC
 	if o == nil {
@@ -282,7 +282,7 @@ func runLogin(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags) 
 	if err != nil {
 		return err
 	}
-	if err := app.saveUser(target, func(u *clientconfig.User) {
+	if err := app.saveUser(ctx, target, func(u *clientconfig.User) {
 		u.Type, u.Token, u.RefreshToken, u.Scope = clientconfig.UserTypeOAuth, tok.AccessToken, tok.RefreshToken, strings.Join(scopes, " ")
 	}); err != nil {
 		return err
@@ -322,7 +322,7 @@ func tokenIdentity(tok *oauth2.Token) string {
 	return "an unknown user (the access token is opaque)"
 }
 
-func loginUnsigned(app *App, cmd *cobra.Command, f *loginFlags, target *loginTarget) error {
+func loginUnsigned(ctx context.Context, app *App, cmd *cobra.Command, f *loginFlags, target *loginTarget) error {
 	now := time.Now()
 	groups := f.groups
 	if groups == nil {
@@ -351,7 +351,7 @@ func loginUnsigned(app *App, cmd *cobra.Command, f *loginFlags, target *loginTar
 	if err != nil {
 		return LocalError(err)
 	}
-	if err := app.saveUser(target, func(u *clientconfig.User) {
+	if err := app.saveUser(ctx, target, func(u *clientconfig.User) {
 		u.Type, u.Token, u.RefreshToken, u.Scope = clientconfig.UserTypeOAuth, token, "", scope
 	}); err != nil {
 		return err

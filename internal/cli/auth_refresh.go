@@ -147,7 +147,7 @@ func (a *App) refresh(ctx context.Context, forced bool) error {
 		if err != nil {
 			return LocalError(err)
 		}
-		return a.saveRefreshed(s.ContextName, userName, u.Token, u.RefreshToken, token, "")
+		return a.saveRefreshed(ctx, s.ContextName, userName, u.Token, u.RefreshToken, token, "")
 	}
 	if u.RefreshToken == "" {
 		if forced {
@@ -182,14 +182,14 @@ func (a *App) refresh(ctx context.Context, forced bool) error {
 			return err
 		}
 	}
-	return a.saveRefreshed(s.ContextName, userName, u.Token, u.RefreshToken, res.AccessToken, res.RefreshToken)
+	return a.saveRefreshed(ctx, s.ContextName, userName, u.Token, u.RefreshToken, res.AccessToken, res.RefreshToken)
 }
 
 // saveRefreshed stores a renewed token for the user, unless the user's
 // credentials changed since they were read (a logout or a new login wins).
 // An empty newRefresh keeps the refresh token.
-func (a *App) saveRefreshed(contextName, userName, oldToken, oldRefresh, newToken, newRefresh string) error {
-	return a.UpdateConfig(func(f *clientconfig.File) error {
+func (a *App) saveRefreshed(ctx context.Context, contextName, userName, oldToken, oldRefresh, newToken, newRefresh string) error {
+	return a.UpdateConfig(ctx, func(f *clientconfig.File) error {
 		u := f.User(userName)
 		if u == nil || u.Token != oldToken || u.RefreshToken != oldRefresh {
 			return nil

@@ -244,7 +244,7 @@ func newAuthLogoutCommand(app *App) *cobra.Command {
 				}
 			} else {
 				removed := false
-				if err := app.UpdateConfig(func(f *clientconfig.File) error {
+				if err := app.UpdateConfig(cmd.Context(), func(f *clientconfig.File) error {
 					c := f.Context(name)
 					if c == nil {
 						return nil

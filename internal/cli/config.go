@@ -86,7 +86,7 @@ The first context always becomes current; --activate makes this one current.
 
 			var name string
 			var created bool
-			err := app.UpdateConfig(func(f *clientconfig.File) error {
+			err := app.UpdateConfig(cmd.Context(), func(f *clientconfig.File) error {
 				name = cmp.Or(f.CurrentContextName(app.Global.Context, app.Getenv), "default")
 				newBaseURL := cmp.Or(app.Global.BaseURL, app.Getenv(clientconfig.EnvBaseURL), clientconfig.DefaultBaseURL)
 				created = ch.apply(f, name, newBaseURL)
@@ -212,9 +212,9 @@ func newConfigUseContextCommand(app *App) *cobra.Command {
 		Use:   "use-context NAME",
 		Short: "Make a context current",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			err := app.UpdateConfig(func(f *clientconfig.File) error {
+			err := app.UpdateConfig(cmd.Context(), func(f *clientconfig.File) error {
 				if f.Context(name) == nil {
 					return LocalError(fmt.Errorf("%w: %q", clientconfig.ErrContextNotFound, name))
 				}

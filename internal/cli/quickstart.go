@@ -117,7 +117,7 @@ func runQuickstartServer(cmd *cobra.Command, app *App, cfg *config.Config, log *
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen on %s: %w", srv.Addr(), err), closeStore(srv))
 	}
-	if err := app.UpdateConfig(func(f *clientconfig.File) error {
+	if err := app.UpdateConfig(cmd.Context(), func(f *clientconfig.File) error {
 		ctx, _ := f.EnsureContext(quickstartContext, baseURL)
 		if cl := f.Cluster(ctx.Cluster); cl != nil {
 			cl.BaseURL = baseURL

@@ -39,6 +39,16 @@ type ServiceConfig struct {
 	LogFormat              string `yaml:"log_format"`
 	ShutdownTimeoutSeconds int    `yaml:"shutdown_timeout_seconds"`
 
+	// Limits of the HTTP listener (internal/server): timeouts in seconds
+	// (0: none), the largest request header and the requests served at
+	// once (0: unlimited; health probes are never refused).
+	ReadHeaderTimeoutSeconds int `yaml:"read_header_timeout_seconds"`
+	ReadTimeoutSeconds       int `yaml:"read_timeout_seconds"`
+	WriteTimeoutSeconds      int `yaml:"write_timeout_seconds"`
+	IdleTimeoutSeconds       int `yaml:"idle_timeout_seconds"`
+	MaxHeaderBytes           int `yaml:"max_header_bytes"`
+	MaxConcurrentRequests    int `yaml:"max_concurrent_requests"`
+
 	TLS TLSConfig `yaml:"tls"`
 }
 
@@ -201,6 +211,9 @@ type DatabaseConfig struct {
 	// StatementTimeoutSeconds bounds every store operation a request
 	// makes; past it the request gets 503 store_unavailable.
 	StatementTimeoutSeconds int `yaml:"statement_timeout_seconds"`
+	// PoolWaitTimeoutSeconds bounds how long a request waits for a free
+	// pooled connection before it fails as unavailable.
+	PoolWaitTimeoutSeconds int `yaml:"pool_wait_timeout_seconds"`
 }
 
 // DevIDPConfig is the `dev_idp` section (the development OIDC provider).
@@ -268,11 +281,17 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			SeedOnStartup: true,
 		},
 		Service: ServiceConfig{
-			Host:                   "127.0.0.1",
-			Port:                   8080,
-			LogLevel:               "info",
-			LogFormat:              "plain",
-			ShutdownTimeoutSeconds: 15,
+			Host:                     "127.0.0.1",
+			Port:                     8080,
+			LogLevel:                 "info",
+			LogFormat:                "plain",
+			ShutdownTimeoutSeconds:   15,
+			ReadHeaderTimeoutSeconds: 10,
+			ReadTimeoutSeconds:       60,
+			WriteTimeoutSeconds:      330,
+			IdleTimeoutSeconds:       120,
+			MaxHeaderBytes:           64 << 10,
+			MaxConcurrentRequests:    1024,
 		},
 		Auth: AuthConfig{
 			PolicyDecisionPointProvider:              "embedded",
@@ -318,7 +337,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			Audit:       AuditConfig{RetentionDays: 365},
 		},
 		Entities: EntitiesConfig{
-			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30, StatementTimeoutSeconds: 10},
+			DatabaseConfig:               DatabaseConfig{ConnectionsLimit: 10, ConnectTimeoutSeconds: 30, StatementTimeoutSeconds: 10, PoolWaitTimeoutSeconds: 10},
 			RunMigrations:                true,
 			DBHealthCheckIntervalSeconds: 10,
 		},

@@ -91,6 +91,12 @@ func (c *Config) validateService(p *problems) {
 	oneOf(p, "service.log_level", s.LogLevel, logLevels)
 	oneOf(p, "service.log_format", s.LogFormat, logFormats)
 	atLeast(p, "service.shutdown_timeout_seconds", s.ShutdownTimeoutSeconds, 0)
+	atLeast(p, "service.read_header_timeout_seconds", s.ReadHeaderTimeoutSeconds, 1)
+	atLeast(p, "service.read_timeout_seconds", s.ReadTimeoutSeconds, 0)
+	atLeast(p, "service.write_timeout_seconds", s.WriteTimeoutSeconds, 0)
+	atLeast(p, "service.idle_timeout_seconds", s.IdleTimeoutSeconds, 0)
+	atLeast(p, "service.max_header_bytes", s.MaxHeaderBytes, 4096)
+	atLeast(p, "service.max_concurrent_requests", s.MaxConcurrentRequests, 0)
 	if !c.Auth.Enabled && !isLoopbackHost(s.Host) {
 		p.warnf("service.host", "auth is disabled and the server listens on the non-loopback address %q: every request is allowed", s.Host)
 	}
@@ -343,6 +349,7 @@ func (c *Config) validateEntities(p *problems) {
 	atLeast(p, "entities.database_config.connections_limit", e.DatabaseConfig.ConnectionsLimit, 1)
 	atLeast(p, "entities.database_config.connect_timeout_seconds", e.DatabaseConfig.ConnectTimeoutSeconds, 1)
 	atLeast(p, "entities.database_config.statement_timeout_seconds", e.DatabaseConfig.StatementTimeoutSeconds, 1)
+	atLeast(p, "entities.database_config.pool_wait_timeout_seconds", e.DatabaseConfig.PoolWaitTimeoutSeconds, 1)
 	atLeast(p, "entities.db_health_check_interval_seconds", e.DBHealthCheckIntervalSeconds, 1)
 }
 

@@ -149,6 +149,23 @@ func TestValidateErrors(t *testing.T) {
 			[]string{"entities.database_config.url: SQLite URLs must be sqlite:///absolute/path, got sqlite:///x.db?mode=ro"}},
 		{"negative shutdown timeout", func(c *Config) { c.Service.ShutdownTimeoutSeconds = -1 },
 			[]string{"service.shutdown_timeout_seconds: must be at least 0, got -1"}},
+		{"server limits out of range", func(c *Config) {
+			c.Service.ReadHeaderTimeoutSeconds = 0
+			c.Service.ReadTimeoutSeconds = -1
+			c.Service.WriteTimeoutSeconds = -1
+			c.Service.IdleTimeoutSeconds = -1
+			c.Service.MaxHeaderBytes = 100
+			c.Service.MaxConcurrentRequests = -1
+			c.Entities.DatabaseConfig.PoolWaitTimeoutSeconds = 0
+		}, []string{
+			"service.read_header_timeout_seconds: must be at least 1, got 0",
+			"service.read_timeout_seconds: must be at least 0, got -1",
+			"service.write_timeout_seconds: must be at least 0, got -1",
+			"service.idle_timeout_seconds: must be at least 0, got -1",
+			"service.max_header_bytes: must be at least 4096, got 100",
+			"service.max_concurrent_requests: must be at least 0, got -1",
+			"entities.database_config.pool_wait_timeout_seconds: must be at least 1, got 0",
+		}},
 		{"zero refresh interval", func(c *Config) { c.Auth.PolicyDataRefreshInterval = 0 },
 			[]string{"auth.policy_data_refresh_interval: must be a positive number of seconds, got 0"}},
 		{"NaN poll interval", func(c *Config) { c.Auth.PropagationPollIntervalSeconds = math.NaN() },

@@ -43,12 +43,19 @@ func (s *State) Set(component string, err error) {
 // WaitReady returns once every component is ready, or the context's error
 // with the reasons still outstanding. It waits on Set, never polls.
 func (s *State) WaitReady(ctx context.Context) error {
+	return s.WaitFor(ctx, func(ready bool, _ []string) bool { return ready })
+}
+
+// WaitFor returns once cond holds for the readiness and reasons, or the
+// context's error with the reasons outstanding. It waits on Set, never
+// polls.
+func (s *State) WaitFor(ctx context.Context, cond func(ready bool, reasons []string) bool) error {
 	for {
 		s.mu.RLock()
 		ch := s.changed
 		s.mu.RUnlock()
 		ready, reasons := s.Ready()
-		if ready {
+		if cond(ready, reasons) {
 			return nil
 		}
 		select {

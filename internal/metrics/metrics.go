@@ -29,6 +29,9 @@ type Metrics struct {
 	PolicyFeedInterruptions prometheus.Counter
 	// TokenValidationFailures counts refused bearer tokens by reason.
 	TokenValidationFailures *prometheus.CounterVec
+	// Overloaded counts requests refused because the listener already
+	// served service.max_concurrent_requests requests.
+	Overloaded prometheus.Counter
 }
 
 // New registers the collectors on a fresh registry.
@@ -68,8 +71,12 @@ func New() *Metrics {
 		Name: "nmp_token_validation_failures_total",
 		Help: "Bearer tokens refused, by reason (expired, bad_signature, unknown_issuer, ...).",
 	}, []string{"reason"})
+	m.Overloaded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nmp_http_overloaded_total",
+		Help: "Requests refused with 503 overloaded because service.max_concurrent_requests were being served.",
+	})
 	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicySyncFailures, m.PolicyFullLoads,
-		m.PolicyMissedChanges, m.PolicyFeedInterruptions, m.TokenValidationFailures,
+		m.PolicyMissedChanges, m.PolicyFeedInterruptions, m.TokenValidationFailures, m.Overloaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -163,7 +163,9 @@ func (s *Syncer) note(ev store.PolicyEvent) {
 			s.o.Metrics.PolicyFeedInterruptions.Inc()
 		}
 		s.feedErr = ev.Err
-		s.o.Health.Set(HealthFeed, fmt.Errorf("change feed interrupted: %w", ev.Err))
+		// The cause (it may name the database host and user) is logged
+		// above; readiness is public.
+		s.o.Health.Set(HealthFeed, errors.New("change feed interrupted; reconnecting"))
 	case ev.Resync:
 		if s.feedErr != nil {
 			s.o.Log.Info("policy change feed reconnected; catching up")
@@ -330,9 +332,13 @@ func (s *Syncer) safetyNet(ctx context.Context) error {
 	return nil
 }
 
+// publicError is a failure whose text names no database detail, so
+// readiness may show it.
+type publicError struct{ error }
+
 func (s *Syncer) storeBehind(rev int64) error {
-	return fmt.Errorf("the store's policy revision %d is older than this process's %d (database restored from a backup?); "+
-		"this process keeps refusing to go back: restart it", rev, s.o.Engine.Revision())
+	return publicError{fmt.Errorf("the store's policy revision %d is older than this process's %d (database restored from a backup?); "+
+		"this process keeps refusing to go back: restart it", rev, s.o.Engine.Revision())}
 }
 
 func (s *Syncer) failed(target int64, err error) {
@@ -347,7 +353,13 @@ func (s *Syncer) failed(target int64, err error) {
 			"applied_revision", applied, "known_revision", target, "gap", target-applied, "error", err)
 	}
 	s.failure.target, s.failure.err = target, err
-	s.o.Health.Set(HealthPolicy, fmt.Errorf("behind the store (applied revision %d, committed %d): %w", applied, target, err))
+	// The cause is logged (above, when the failure starts); readiness is
+	// public and names no database detail.
+	reason := "the last refresh failed"
+	if pe := (publicError{}); errors.As(err, &pe) {
+		reason = pe.Error()
+	}
+	s.o.Health.Set(HealthPolicy, fmt.Errorf("behind the store (applied revision %d, committed %d): %s", applied, target, reason))
 	s.broadcastLocked()
 }
 

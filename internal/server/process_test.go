@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,16 +72,23 @@ type child struct {
 
 func startChild(t *testing.T, dataDir string) *child {
 	t.Helper()
+	stderr := io.Discard
+	if testing.Verbose() {
+		stderr = os.Stderr
+	}
+	return startChildLogging(t, dataDir, stderr)
+}
+
+// startChildLogging is startChild with the child's log written to stderr.
+func startChildLogging(t *testing.T, dataDir string, stderr io.Writer) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NMP_TEST_CHILD_SERVER=1", "NMP_DATA_DIR="+dataDir, "NMP_SERVICE_SHUTDOWN_TIMEOUT_SECONDS=10")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
-	if testing.Verbose() {
-		cmd.Stderr = os.Stderr
-	}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -238,48 +246,105 @@ func countBy(t *testing.T, db *sql.DB, q string) map[string]int {
 	return out
 }
 
-// TestGracefulShutdown sends SIGTERM while a request is in flight: the
-// request completes, and the process exits 0 after closing the store.
-func TestGracefulShutdown(t *testing.T) {
-	c := startChild(t, t.TempDir())
-	pr, pw := io.Pipe()
-	type result struct {
-		status int
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		resp, err := http.Post(c.url+"/apis/entities/v2/workspaces", "application/json", pr)
-		if err != nil {
-			done <- result{err: err}
+// logWatch collects a child's log and lets a test wait for a line.
+type logWatch struct {
+	mu      sync.Mutex
+	buf     strings.Builder
+	changed chan struct{}
+}
+
+func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
+
+func (l *logWatch) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return len(p), nil
+}
+
+// waitFor returns once the log holds s, or fails the test after timeout.
+func (l *logWatch) waitFor(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		found, ch := strings.Contains(l.buf.String(), s), l.changed
+		l.mu.Unlock()
+		if found {
 			return
 		}
-		done <- result{status: resp.StatusCode, err: resp.Body.Close()}
-	}()
-	if _, err := pw.Write([]byte(`{"name": `)); err != nil {
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("the child never logged %q", s)
+		}
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM while a request is in flight — its
+// handler is reading the body (the server sent 100 Continue) — and
+// finishes the request only once the server has stopped accepting
+// connections: the request still completes and is stored, and the
+// process exits 0 after closing the store.
+func TestGracefulShutdown(t *testing.T) {
+	dataDir := t.TempDir()
+	logs := newLogWatch()
+	c := startChildLogging(t, dataDir, logs)
+	addr := strings.TrimPrefix(c.url, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the request is now being read by the server
+	defer testenv.Close(t, conn)
+	body := `{"name": "in-flight"}`
+	if _, err := fmt.Fprintf(conn, "POST /apis/entities/v2/workspaces HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
+		"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", addr, len(body)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	cont, err := http.ReadResponse(br, nil)
+	if err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue once the handler reads the body: %v %v", cont, err)
+	}
+
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if _, err := pw.Write([]byte(`"in-flight"}`)); err != nil {
+	logs.waitFor(t, "shutting down", 10*time.Second)
+	// Shutdown has begun: the listener closes (new connections are
+	// refused) while the request above is still unfinished.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		_ = nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server still accepts connections after SIGTERM")
+		}
+		runtime.Gosched()
+	}
+
+	if _, err := io.WriteString(conn, body); err != nil {
 		t.Fatal(err)
 	}
-	if err := pw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r.err != nil || r.status != 201 {
-		t.Fatalf("in-flight request: %d %v", r.status, r.err)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight request: %v %v, want 201", resp, err)
 	}
 	if err := c.cmd.Wait(); err != nil {
 		t.Fatalf("server exit: %v", err)
 	}
-	// New connections are refused after shutdown.
-	if _, err := http.Get(c.url + "/health/live"); err == nil {
-		t.Fatal("server still accepting after shutdown")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "entities.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer testenv.Close(t, db)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM workspaces WHERE name = 'in-flight'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the in-flight request's workspace after shutdown: %d %v", n, err)
 	}
 }
 

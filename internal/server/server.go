@@ -126,6 +126,9 @@ func WithAccessKeyRegistry(r accesskey.Registry) Option {
 // Health components besides the policy syncer's.
 const healthDatabase = "database"
 
+// errDatabaseUnreachable is the public reason of a failed database check.
+var errDatabaseUnreachable = errors.New("database unreachable")
+
 // New opens the store (unless one was injected), applies migrations,
 // creates the built-in workspaces and seed bindings, loads the policy and
 // builds the HTTP handler.
@@ -165,6 +168,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			URL: dbURL, MaxConns: cfg.Entities.DatabaseConfig.ConnectionsLimit,
 			ConnectTimeout: time.Duration(cfg.Entities.DatabaseConfig.ConnectTimeoutSeconds) * time.Second,
 			Migrate:        cfg.Entities.RunMigrations, Clock: s.clock,
+			PoolWait: time.Duration(cfg.Entities.DatabaseConfig.PoolWaitTimeoutSeconds) * time.Second,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open entity store: %w", err)
@@ -193,7 +197,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	var idp *authn.DiscoveryCache
 	if cfg.Auth.Enabled && cfg.Auth.OIDC.Enabled {
 		idp = &authn.DiscoveryCache{Issuer: cfg.Auth.OIDC.Issuer, TTL: time.Duration(cfg.Auth.OIDC.DiscoveryCacheTTL) * time.Second,
-			Client: &http.Client{Timeout: 5 * time.Second}, Now: s.clock}
+			Client: &http.Client{Timeout: 5 * time.Second}, Now: s.clock,
+			MinGap: time.Duration(cfg.Auth.OIDC.JWKSRefetchMinIntervalSeconds) * time.Second}
 		s.idp = idp
 	}
 	var tokens authn.TokenValidator
@@ -340,15 +345,7 @@ func (s *Server) Addr() string {
 // in-flight requests finish (up to service.shutdown_timeout_seconds) and
 // closes the store.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	hs := s.httpServer(ctx)
 	// Background components run from before the first request until
 	// after the last one, and have all returned before the store closes.
 	background := []lifecycle.Component{lifecycle.Func{N: "database health check", F: s.checkDatabase}, s.syncer}
@@ -423,6 +420,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return serveErr
 }
 
+// httpServer is the listener's server with the service section's limits
+// (docs/configuration.md, "Limits"): timeouts, header size and, in front
+// of the handler, the bound on requests served at once.
+func (s *Server) httpServer(ctx context.Context) *http.Server {
+	c := s.cfg.Service
+	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	return &http.Server{
+		Handler:           limitConcurrency(s.handler, c.MaxConcurrentRequests, s.metrics),
+		ReadHeaderTimeout: sec(c.ReadHeaderTimeoutSeconds),
+		ReadTimeout:       sec(c.ReadTimeoutSeconds),
+		WriteTimeout:      sec(c.WriteTimeoutSeconds),
+		IdleTimeout:       sec(c.IdleTimeoutSeconds),
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
 // opaMonitor is the readiness check of the external OPA (health
 // component "pdp"): OPA answers, has activated its bundles, and its authz
 // bundle holds this process's policy revision or lags behind it for less
@@ -469,7 +484,10 @@ func (s *Server) checkDatabase(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			// The detail (host, user, driver message) goes to the log
+			// only: readiness and /status are public.
 			s.log.Error("database health check failed", "error", err)
+			err = errDatabaseUnreachable
 		}
 		s.health.Set(healthDatabase, err)
 	}

@@ -91,7 +91,8 @@ func CodeOf(err error) string {
 
 // ErrUnavailable is a store operation that failed because the database
 // could not be reached or did not answer in time (connection refused or
-// lost, the server shutting down, the operation timeout). The caller may
+// lost, the server shutting down, no pooled connection free within the
+// pool wait, the operation timeout). The caller may
 // retry later; the API answers 503 with Retry-After.
 var ErrUnavailable = errors.New("entity store unavailable")
 

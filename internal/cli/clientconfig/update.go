@@ -23,10 +23,17 @@ const lockTimeout = 30 * time.Second
 // Nothing is written when fn or the validation fails; fn's error is
 // returned unchanged. The directory is created with mode 0700 if missing.
 func Update(path string, fn func(*File) error) error {
+	return UpdateContext(context.Background(), path, fn)
+}
+
+// UpdateContext is Update whose wait for the lock also ends when ctx
+// does (the command was interrupted): it then returns an error matching
+// ctx's, without writing.
+func UpdateContext(ctx context.Context, path string, fn func(*File) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating config directory: %w", err)
 	}
-	unlock, err := lock(path + ".lock")
+	unlock, err := lock(ctx, path+".lock")
 	if err != nil {
 		return err
 	}
@@ -58,12 +65,15 @@ func Update(path string, fn func(*File) error) error {
 	return writeAtomic(target, out)
 }
 
-func lock(path string) (unlock func(), err error) {
+func lock(parent context.Context, path string) (unlock func(), err error) {
 	l := flock.New(path, flock.SetPermissions(0o600))
-	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
+	ctx, cancel := context.WithTimeout(parent, lockTimeout)
 	defer cancel()
 	// TryLockContext returns an error whenever it did not get the lock.
 	if _, err := l.TryLockContext(ctx, 20*time.Millisecond); err != nil {
+		if perr := parent.Err(); perr != nil {
+			return nil, fmt.Errorf("stopped waiting for the config lock %s (another nmp process holds it): %w", path, perr)
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("timed out after %s waiting for the config lock %s", lockTimeout, path)
 		}

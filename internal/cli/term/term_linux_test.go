@@ -2,6 +2,7 @@ package term
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -43,33 +44,69 @@ func echoOn(f *os.File) bool {
 	return err != nil || tio.Lflag&unix.ECHO != 0
 }
 
+// echoSwitchedOff returns a channel closed once tty's echo is off (the
+// reader has switched it off and is about to read), watching the
+// terminal's state; it is never closed if echo stays on.
+func echoSwitchedOff(t *testing.T, tty *os.File) <-chan struct{} {
+	t.Helper()
+	off := make(chan struct{})
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for echoOn(tty) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond): // the kernel has no echo-change event to wait on
+			}
+		}
+		close(off)
+	}()
+	return off
+}
+
+// TestReadPasswordFromTerminal types the secret only once echo is off:
+// ReadPassword returns it and restores echo.
 func TestReadPasswordFromTerminal(t *testing.T) {
 	controller, tty := openPTY(t)
 	if !IsTerminal(tty) || !echoOn(tty) {
 		t.Fatal("pts is not an echoing terminal")
 	}
-	echoDuringRead := make(chan bool, 1)
+	off := echoSwitchedOff(t, tty)
+	typed := make(chan error, 1)
 	go func() {
-		time.Sleep(50 * time.Millisecond) // let ReadPassword switch echo off first
-		echoDuringRead <- echoOn(tty)
-		_, _ = controller.WriteString("s3cret\n")
+		select {
+		case <-off:
+			_, err := controller.WriteString("s3cret\n")
+			typed <- err
+		case <-time.After(30 * time.Second):
+			typed <- errors.New("echo was never switched off")
+			_, _ = controller.WriteString("s3cret\n") // let ReadPassword return
+		}
 	}()
 	got, err := ReadPassword(context.Background(), tty)
 	if err != nil || got != "s3cret" {
 		t.Fatalf("ReadPassword = %q, %v", got, err)
 	}
-	if <-echoDuringRead {
-		t.Error("echo was on while reading")
+	if err := <-typed; err != nil {
+		t.Fatal(err)
 	}
 	if !echoOn(tty) {
 		t.Error("echo not restored")
 	}
 }
 
+// TestReadPasswordCancelled cancels once ReadPassword is reading (echo
+// off): it returns context.Canceled and restores echo.
 func TestReadPasswordCancelled(t *testing.T) {
 	_, tty := openPTY(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
+	defer cancel()
+	off := echoSwitchedOff(t, tty)
+	go func() {
+		<-off
+		cancel()
+	}()
 	if _, err := ReadPassword(ctx, tty); err != context.Canceled {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

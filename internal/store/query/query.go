@@ -3,6 +3,7 @@
 package query
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -18,9 +19,13 @@ import (
 const (
 	DefaultPageSize = 100
 	MaxPageSize     = 1000
-	maxValueLen     = 1024
-	maxInItems      = 100
-	maxDataDepth    = 8
+	// MaxOffset bounds the rows before a page, (page-1)*page_size, far
+	// below the int64 maximum so that no database's offset arithmetic
+	// (offset + limit) overflows.
+	MaxOffset    = 1 << 53
+	maxValueLen  = 1024
+	maxInItems   = 100
+	maxDataDepth = 8
 )
 
 // Kind is the type of a filterable field, which decides its operators.
@@ -75,6 +80,10 @@ func Parse(q url.Values, s Schema) (Result, error) {
 	if r.Options.PageSize, err = intParam(q, "page_size", DefaultPageSize, 1, MaxPageSize); err != nil {
 		return r, err
 	}
+	if maxPage := MaxPage(r.Options.PageSize); r.Options.Page > maxPage {
+		return r, apierror.Validation(fmt.Sprintf("must be at most %d with page_size %d (the rows before the page would exceed %d)",
+			maxPage, r.Options.PageSize, int64(MaxOffset)), "query", "page")
+	}
 	if r.Sort, err = parseSort(q, s); err != nil {
 		return r, err
 	}
@@ -85,6 +94,9 @@ func Parse(q url.Values, s Schema) (Result, error) {
 	}
 	return r, nil
 }
+
+// MaxPage is the largest page whose offset stays within MaxOffset.
+func MaxPage(pageSize int) int { return MaxOffset/pageSize + 1 }
 
 func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	vs, ok := q[name]

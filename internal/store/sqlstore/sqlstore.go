@@ -35,16 +35,21 @@ type Options struct {
 	Migrate bool
 	// Clock is the time source; nil means time.Now.
 	Clock store.Clock
+	// PoolWait bounds how long an operation waits for a free connection
+	// of the pool before it fails with store.ErrUnavailable (0: 10 s).
+	PoolWait time.Duration
 }
 
 // Store is the SQL implementation of store.Store.
 type Store struct {
-	d     *dialect
-	w     *sql.DB // writer: every write transaction runs here
-	r     *sql.DB // reader: plain reads (the same pool on PostgreSQL)
-	clock store.Clock
-	dsn   string // for the PostgreSQL LISTEN connection
-	feed  feed   // this process's committed policy revisions
+	d *dialect
+	w *sql.DB // writer: every write transaction runs here
+	r *sql.DB // reader: plain reads (the same pool on PostgreSQL)
+	// wp and rp are w and r with a bounded wait for a connection.
+	wp, rp pool
+	clock  store.Clock
+	dsn    string // for the PostgreSQL LISTEN connection
+	feed   feed   // this process's committed policy revisions
 }
 
 var _ store.Store = (*Store)(nil)
@@ -71,6 +76,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 30 * time.Second
 	}
+	if opts.PoolWait <= 0 {
+		opts.PoolWait = 10 * time.Second
+	}
 	s := &Store{d: d, clock: opts.Clock, dsn: opts.URL}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -78,6 +86,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.w, s.r, err = d.open(u, opts.MaxConns); err != nil {
 		return nil, err
 	}
+	s.wp, s.rp = pool{s.w, opts.PoolWait}, pool{s.r, opts.PoolWait}
 	cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
 	if err := s.Ping(cctx); err != nil {
@@ -116,11 +125,10 @@ func (s *Store) Close() error {
 
 func (s *Store) now() store.Timestamp { return store.NewTimestamp(s.clock()) }
 
-// querier is what *sql.DB and *sql.Tx have in common.
+// querier is what a pool and *sql.Tx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // conn runs dialect-neutral SQL (with ? placeholders) on a querier.
@@ -148,18 +156,21 @@ func (c conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	return c.q.QueryContext(ctx, c.d.rebind(q), args...)
 }
 
-func (c conn) row(ctx context.Context, q string, args ...any) *sql.Row {
-	return c.q.QueryRowContext(ctx, c.d.rebind(q), args...)
+func (c conn) row(ctx context.Context, q string, args ...any) rowScanner {
+	if p, ok := c.q.(pool); ok {
+		return p.queryRow(ctx, c.d.rebind(q), args...)
+	}
+	return c.q.(*sql.Tx).QueryRowContext(ctx, c.d.rebind(q), args...)
 }
 
 // read returns a conn on the reader pool.
-func (s *Store) read() conn { return conn{q: s.r, d: s.d} }
+func (s *Store) read() conn { return conn{q: s.rp, d: s.d} }
 
 // tx runs fn in a write transaction and commits it when fn succeeds. A
 // transaction that changed the policy revision or access-key states is
 // published to this process's policy watchers once it has committed.
 func (s *Store) tx(ctx context.Context, fn func(c conn) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.wp.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -183,7 +194,7 @@ func (s *Store) tx(ctx context.Context, fn func(c conn) error) error {
 // snapshot runs fn in a read-only transaction that sees one consistent
 // state of the database.
 func (s *Store) snapshot(ctx context.Context, fn func(c conn) error) error {
-	tx, err := s.r.BeginTx(ctx, s.d.snapshotOpts)
+	tx, err := s.rp.BeginTx(ctx, s.d.snapshotOpts)
 	if err != nil {
 		return fmt.Errorf("begin read transaction: %w", err)
 	}

@@ -1,0 +1,81 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/store/pgtest"
+	"github.com/nmp-project/nmp/internal/testenv"
+)
+
+// TestPoolWaitIsBounded takes every connection of the pools: a read and a
+// write then fail after PoolWait with an error matching
+// store.ErrUnavailable (rather than waiting as long as their context),
+// and succeed again once a connection is returned.
+func TestPoolWaitIsBounded(t *testing.T) {
+	tests := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "entities.db") }},
+		{"postgres", func(t *testing.T) string { return pgtest.SchemaURL(t) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, Options{URL: tt.url(t), Migrate: true, MaxConns: 1, PoolWait: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { testenv.Close(t, s) })
+			if err := s.EnsureBuiltins(ctx, store.Seed{}); err != nil {
+				t.Fatal(err)
+			}
+			// Hold every connection (on PostgreSQL r and w are one pool).
+			rc, err := s.r.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc := rc
+			if s.w != s.r {
+				if wc, err = s.w.Conn(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The caller's own context would wait a minute: the pool's
+			// bound must end the wait first.
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			start := time.Now()
+			_, err = s.GetWorkspace(cctx, "default")
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("read with the pool taken: %v, want store.ErrUnavailable", err)
+			}
+			_, _, err = s.CreateWorkspace(cctx, store.NewWorkspace{Name: "w1"})
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("write with the pool taken: %v, want store.ErrUnavailable", err)
+			}
+			if d := time.Since(start); d > 30*time.Second {
+				t.Fatalf("waited %s", d)
+			}
+			if err := rc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if wc != rc {
+				if err := wc.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.GetWorkspace(ctx, "default"); err != nil {
+				t.Fatalf("read after the connections returned: %v", err)
+			}
+			if _, _, err := s.CreateWorkspace(ctx, store.NewWorkspace{Name: "w1"}); err != nil {
+				t.Fatalf("write after the connections returned: %v", err)
+			}
+		})
+	}
+}
