@@ -49,12 +49,13 @@ func (s *Server) authenticateCallout(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if res.Bypassed {
-		writeJSON(w, http.StatusOK, map[string]any{"principal": nil, "token_kind": nil, "email": nil,
-			"groups": []string{}, "scopes": []string{}, "jti": nil})
+		writeJSONBytes(w, http.StatusOK, bypassedBody)
 		return nil
 	}
 	setIdentityHeaders(w.Header(), res.Principal, res.Authorized)
-	writeJSON(w, http.StatusOK, calloutBody(res.Principal))
+	out := getBuf()
+	defer putBuf(out)
+	writePooled(w, out, appendCalloutBody(out.AvailableBuffer(), res.Principal))
 	return nil
 }
 
@@ -164,9 +165,7 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 // setIdentityHeaders writes the trusted identity headers a gateway
 // forwards upstream: each only when it has a value.
 func setIdentityHeaders(h http.Header, p *authn.Principal, authorized bool) {
-	for name, v := range IdentityHeaderValues(p, authorized) {
-		h.Set(name, v)
-	}
+	eachIdentityHeader(p, authorized, h.Set)
 }
 
 // IdentityHeaderValues are the identity headers an allowed gateway check
@@ -176,40 +175,51 @@ func setIdentityHeaders(h http.Header, p *authn.Principal, authorized bool) {
 // the request. p may be nil (anonymous).
 func IdentityHeaderValues(p *authn.Principal, authorized bool) map[string]string {
 	h := map[string]string{}
-	set := func(name, v string) {
-		if v != "" {
-			h[name] = v
-		}
-	}
-	if p != nil {
-		set(authn.HeaderPrincipalID, p.ID)
-		set(authn.HeaderPrincipalEmail, p.Email)
-		set(authn.HeaderPrincipalGroups, strings.Join(p.Groups, ","))
-		set(authn.HeaderScopes, strings.Join(p.Scopes, " "))
-	}
-	if authorized {
-		h[authn.HeaderAuthorized] = "true"
-	}
+	eachIdentityHeader(p, authorized, func(name, v string) { h[name] = v })
 	return h
 }
 
-func calloutBody(p *authn.Principal) map[string]any {
-	nullable := func(s string) any {
-		if s == "" {
-			return nil
+// eachIdentityHeader calls set for each identity header that has a value.
+func eachIdentityHeader(p *authn.Principal, authorized bool, set func(name, v string)) {
+	if p != nil {
+		for _, h := range [...]struct{ name, v string }{
+			{authn.HeaderPrincipalID, p.ID},
+			{authn.HeaderPrincipalEmail, p.Email},
+			{authn.HeaderPrincipalGroups, strings.Join(p.Groups, ",")},
+			{authn.HeaderScopes, strings.Join(p.Scopes, " ")},
+		} {
+			if h.v != "" {
+				set(h.name, h.v)
+			}
 		}
-		return s
 	}
-	orEmpty := func(xs []string) []string {
-		if xs == nil {
-			return []string{}
+	if authorized {
+		set(authn.HeaderAuthorized, "true")
+	}
+}
+
+// bypassedBody is the callout's answer for a bypass path.
+var bypassedBody = []byte(`{"email":null,"groups":[],"jti":null,"principal":null,"scopes":[],"token_kind":null}` + "\n")
+
+// appendCalloutBody appends the callout's answer for p, as encoding/json
+// encodes {"principal", "token_kind", "email", "groups", "scopes", "jti"}
+// (members sorted; empty email and jti are null, no groups or scopes []).
+func appendCalloutBody(b []byte, p *authn.Principal) []byte {
+	nullable := func(b []byte, s string) []byte {
+		if s == "" {
+			return append(b, "null"...)
 		}
-		return xs
+		return appendJSONString(b, s)
 	}
 	kind := "oidc_access_token"
 	if p.AccessKey {
 		kind = "access_key"
 	}
-	return map[string]any{"principal": p.ID, "token_kind": kind, "email": nullable(p.Email),
-		"groups": orEmpty(p.Groups), "scopes": orEmpty(p.Scopes), "jti": nullable(p.TokenID)}
+	b = nullable(append(b, `{"email":`...), p.Email)
+	b = appendJSONStrings(append(b, `,"groups":`...), p.Groups)
+	b = nullable(append(b, `,"jti":`...), p.TokenID)
+	b = appendJSONString(append(b, `,"principal":`...), p.ID)
+	b = appendJSONStrings(append(b, `,"scopes":`...), p.Scopes)
+	b = appendJSONString(append(b, `,"token_kind":`...), kind)
+	return append(b, "}\n"...)
 }

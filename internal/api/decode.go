@@ -54,6 +54,11 @@ func readObject(r *http.Request) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseObject(body)
+}
+
+// parseObject is readObject on a body already read.
+func parseObject(body []byte) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errEmptyBody
 	}

@@ -275,10 +275,10 @@ func (s *Server) decisionPointFor(path string) pdp.DecisionPoint {
 // isBundlePath compares segment by segment after percent-decoding each
 // one, as the policy matches paths (so %2F never splits a segment).
 func isBundlePath(escaped string) bool {
-	got, want := strings.Split(escaped, "/"), strings.Split(BundlePath, "/")
-	if len(got) != len(want) {
-		return false
+	if strings.Count(escaped, "/") != strings.Count(BundlePath, "/") {
+		return false // another number of segments, told without allocating
 	}
+	got, want := strings.Split(escaped, "/"), strings.Split(BundlePath, "/")
 	for i, seg := range got {
 		if d, err := url.PathUnescape(seg); err != nil || d != want[i] {
 			return false

@@ -37,56 +37,85 @@ func (s *Server) pdpQuery(w http.ResponseWriter, r *http.Request) error {
 		e.Extra = map[string]any{"valid_entrypoints": pdpEntrypoints}
 		return e
 	}
-	in, err := readPDPInput(r)
+	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	result, err := s.pdpAnswer(r, entrypoint, in)
-	if err != nil {
-		return err
+	defer putBuf(body)
+	q, ok := fastPDPInput(entrypoint, body.Bytes())
+	if !ok {
+		if q, err = validatedPDPInput(entrypoint, body.Bytes()); err != nil {
+			return err
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"result": result})
+	return s.pdpAnswer(w, r, entrypoint, q)
+}
+
+// validatedPDPInput reads and validates the input of an entrypoint,
+// reporting the first problem.
+func validatedPDPInput(entrypoint string, body []byte) (q pdpRequest, err error) {
+	in, err := readPDPInput(body)
+	if err != nil {
+		return q, err
+	}
+	switch entrypoint {
+	case "allow":
+		q.allow, err = allowInput(in)
+	case "has_permissions":
+		q.perms, err = permissionsInput(in)
+	default: // has_role
+		q.role, err = roleInput(in)
+	}
+	return q, err
+}
+
+// pdpAnswer asks the decision point and writes the answer; a decision
+// that cannot be made is 503/504/502 (before the first policy load: 503
+// pdp_unavailable).
+func (s *Server) pdpAnswer(w http.ResponseWriter, r *http.Request, entrypoint string, q pdpRequest) error {
+	ctx := r.Context()
+	out := getBuf()
+	defer putBuf(out)
+	var b []byte
+	switch entrypoint {
+	case "allow":
+		d, err := s.pdp.Allow(ctx, q.allow)
+		if err != nil {
+			return s.pdpFailed(r, authn.FromContext(ctx), err)
+		}
+		b = appendAllowResult(out.AvailableBuffer(), d)
+	case "has_permissions":
+		ok, err := s.pdp.HasPermissions(ctx, q.perms)
+		if err != nil {
+			return s.pdpFailed(r, authn.FromContext(ctx), err)
+		}
+		b = appendBoolResult(out.AvailableBuffer(), "allowed", ok)
+	default: // has_role
+		ok, err := s.pdp.HasRole(ctx, q.role)
+		if err != nil {
+			return s.pdpFailed(r, authn.FromContext(ctx), err)
+		}
+		b = appendBoolResult(out.AvailableBuffer(), "has_role", ok)
+	}
+	writePooled(w, out, b)
 	return nil
 }
 
-// pdpAnswer validates the input of an entrypoint and asks the decision
-// point; a decision that cannot be made is 503/504/502 (before the first
-// policy load: 503 pdp_unavailable).
-func (s *Server) pdpAnswer(r *http.Request, entrypoint string, in jsonObject) (any, error) {
-	ctx, caller := r.Context(), authn.FromContext(r.Context())
-	switch entrypoint {
-	case "allow":
-		q, err := allowInput(in)
-		if err != nil {
-			return nil, err
-		}
-		d, err := s.pdp.Allow(ctx, q)
-		if err != nil {
-			return nil, s.pdpFailed(r, caller, err)
-		}
-		return map[string]any{"allowed": d.Allowed, "reason": d.Reason,
-			"headers": map[string]string{authn.HeaderAuthorized: boolLabel(d.Allowed)}}, nil
-	case "has_permissions":
-		q, err := permissionsInput(in)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := s.pdp.HasPermissions(ctx, q)
-		if err != nil {
-			return nil, s.pdpFailed(r, caller, err)
-		}
-		return map[string]bool{"allowed": ok}, nil
-	default: // has_role
-		q, err := roleInput(in)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := s.pdp.HasRole(ctx, q)
-		if err != nil {
-			return nil, s.pdpFailed(r, caller, err)
-		}
-		return map[string]bool{"has_role": ok}, nil
-	}
+// appendAllowResult appends the allow answer as encoding/json encodes
+// {"result": {"allowed", "reason", "headers": {X-NMP-Authorized}}}.
+func appendAllowResult(b []byte, d authz.Decision) []byte {
+	b = appendJSONBool(append(b, `{"result":{"allowed":`...), d.Allowed)
+	b = appendJSONString(append(b, `,"headers":{`...), authn.HeaderAuthorized)
+	b = appendJSONString(append(b, ':'), boolLabel(d.Allowed))
+	b = appendJSONString(append(b, `},"reason":`...), d.Reason)
+	return append(b, "}}\n"...)
+}
+
+// appendBoolResult appends {"result": {name: v}}.
+func appendBoolResult(b []byte, name string, v bool) []byte {
+	b = appendJSONString(append(b, `{"result":{`...), name)
+	b = appendJSONBool(append(b, ':'), v)
+	return append(b, "}}\n"...)
 }
 
 func invalidInput(format string, args ...any) error {
@@ -96,8 +125,8 @@ func invalidInput(format string, args ...any) error {
 // readPDPInput reads {"input": {...}}: anything beside "input" is refused,
 // members inside input are checked by the entrypoint (unknown ones are
 // ignored, as OPA does).
-func readPDPInput(r *http.Request) (jsonObject, error) {
-	members, err := readObject(r)
+func readPDPInput(body []byte) (jsonObject, error) {
+	members, err := parseObject(body)
 	switch {
 	case errors.Is(err, errEmptyBody), errors.Is(err, errNotObject):
 		return nil, invalidInput(`the body must be {"input": {...}}`)
