@@ -198,6 +198,9 @@ func (s *Server) checkMethod(next http.Handler) http.Handler {
 // methodNotAllowed reports whether the router knows the path but not the
 // method, with the Allow header the router would send.
 func (s *Server) methodNotAllowed(r *http.Request) (allow string, ok bool) {
+	if info(r.Context()).route != "" { // observe matched a pattern: method and path are served
+		return "", false
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		return "", false
@@ -213,7 +216,12 @@ func (s *Server) methodNotAllowed(r *http.Request) (allow string, ok bool) {
 // dispatch routes the request, recording the matched pattern, and renders
 // unknown routes as JSON errors.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	pattern := s.routeOf(r)
+	// observe matched the route on the same method and canonical path
+	// (nothing after it changes them); match again only when it did not.
+	pattern := info(r.Context()).route
+	if pattern == "" {
+		pattern = s.routeOf(r)
+	}
 	if pattern == "" { // checkMethod answered unknown methods on known paths
 		s.writeError(w, r, apierror.New(http.StatusNotFound, "not_found", "Not Found"))
 		return
