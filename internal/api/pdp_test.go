@@ -134,6 +134,16 @@ func TestPDPEntrypoints(t *testing.T) {
 		{"body not an object", "allow", `[{"input": {}}]`, 400, "invalid_input", nil},
 		{"body empty", "allow", ``, 400, "invalid_input", nil},
 		{"body not JSON", "allow", `{"input": `, 400, "invalid_json", nil},
+		{"trailing data", "allow", `{"input": {"method": "GET", "path": "/health/live"}} x`, 400, "invalid_json", nil},
+
+		// Bodies outside the one-pass reader's shape keep their meaning.
+		{"duplicate member: the last counts", "allow", `{"input": {"method": 1, "method": "GET", "path": "/health/live"}}`,
+			200, "", allowResult(true, "public_endpoint")},
+		{"duplicate member: the last is empty", "allow", `{"input": {"method": "GET", "method": "", "path": "/health/live"}}`, 400, "invalid_input", nil},
+		{"escaped strings", "allow", `{"input": {"method": "G\u0045T", "path": "\/health\/live"}}`,
+			200, "", allowResult(true, "public_endpoint")},
+		{"duplicate input: the last counts", "allow", `{"input": {"method": 1}, "input": {"method": "GET", "path": "/health/live"}}`,
+			200, "", allowResult(true, "public_endpoint")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,6 +164,12 @@ func TestPDPEntrypoints(t *testing.T) {
 		m := as(t, srv, gw, "POST", pdpPath+"deny", `{"input": {}}`, 400, "invalid_entrypoint")
 		if m["detail"] != "Invalid entrypoint: deny" ||
 			!reflect.DeepEqual(m["valid_entrypoints"], []any{"allow", "has_permissions", "has_role"}) {
+			t.Fatalf("%v", m)
+		}
+	})
+	t.Run("the first wrong member in check order is named", func(t *testing.T) {
+		m := as(t, srv, gw, "POST", pdpPath+"allow", `{"input": {"path": 1, "scopes": "x", "method": 2}}`, 400, "invalid_input")
+		if d, _ := m["detail"].(string); d != "Invalid input: method must be a string" {
 			t.Fatalf("%v", m)
 		}
 	})
