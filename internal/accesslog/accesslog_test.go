@@ -1,10 +1,7 @@
 package accesslog_test
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -17,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nmp-project/nmp/internal/accesslog"
+	"github.com/nmp-project/nmp/internal/asynclog/asynclogtest"
 )
 
 // running is a Logger whose Run goroutine the test stops.
@@ -34,44 +32,13 @@ func start(t *testing.T, o accesslog.Options) *running {
 	if l == nil {
 		t.Fatal("New returned nil")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stop := sync.OnceValue(func() error {
-		cancel()
-		return <-done
-	})
-	t.Cleanup(func() { _ = stop() })
+	stop := asynclogtest.Start(t, l.Run)
 	return &running{l: l, reg: reg, stop: stop}
 }
 
 func (r *running) count(t *testing.T, name string) int {
 	t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return int(mf.GetMetric()[0].GetCounter().GetValue())
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
-
-func lines(t *testing.T, out []byte) []map[string]any {
-	t.Helper()
-	var entries []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q is not a JSON object: %v", sc.Text(), err)
-		}
-		entries = append(entries, m)
-	}
-	return entries
+	return asynclogtest.Counter(t, r.reg, name)
 }
 
 // record offers a request with status to l, as the middleware does.
@@ -107,7 +74,7 @@ func TestSamplingKeepsEveryError(t *testing.T) {
 			t.Fatal(err)
 		}
 		ok, errs := 0, 0
-		for _, e := range lines(t, out.Bytes()) {
+		for _, e := range asynclogtest.Lines(t, out.Bytes()) {
 			if e["status"].(float64) >= 400 {
 				errs++
 			} else {
@@ -126,37 +93,18 @@ func TestSamplingKeepsEveryError(t *testing.T) {
 	}
 }
 
-// gate is an output whose first Write reports that it started and then
-// waits until the test opens it.
-type gate struct {
-	entered, release chan struct{}
-	once             sync.Once
-	mu               sync.Mutex
-	buf              bytes.Buffer
-}
-
-func (g *gate) Write(p []byte) (int, error) {
-	g.once.Do(func() {
-		close(g.entered)
-		<-g.release
-	})
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.buf.Write(p)
-}
-
 // TestNeverBlocks: while the writer is stuck in the output, Record fills
 // the buffer and then drops and counts each further line without waiting.
 func TestNeverBlocks(t *testing.T) {
 	const size = 3
-	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	g := asynclogtest.NewGate()
 	r := start(t, accesslog.Options{Output: g, BufferSize: size, SampleRate: 1})
 	var release sync.Once
-	open := func() { release.Do(func() { close(g.release) }) }
+	open := func() { release.Do(func() { close(g.Release) }) }
 	t.Cleanup(open)
 	record(r.l, 200, 0) // taken by the writer, which then blocks in Write
 	select {
-	case <-g.entered:
+	case <-g.Entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never wrote the first line")
 	}
@@ -179,7 +127,7 @@ func TestNeverBlocks(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(lines(t, g.buf.Bytes())); got != size+1 {
+	if got := len(asynclogtest.Lines(t, g.Bytes())); got != size+1 {
 		t.Errorf("%d lines written, want %d", got, size+1)
 	}
 }
@@ -195,7 +143,7 @@ func TestLineFieldsAndRedaction(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	got := lines(t, out.Bytes())
+	got := asynclogtest.Lines(t, out.Bytes())
 	if len(got) != 1 {
 		t.Fatalf("%d lines, want 1", len(got))
 	}
@@ -281,7 +229,7 @@ func TestLevelAndOff(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := lines(t, out.Bytes()); len(got) != 1 || got[0]["level"] != "DEBUG" {
+	if got := asynclogtest.Lines(t, out.Bytes()); len(got) != 1 || got[0]["level"] != "DEBUG" {
 		t.Errorf("lines = %v, want one DEBUG line", got)
 	}
 }

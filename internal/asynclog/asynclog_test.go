@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nmp-project/nmp/internal/asynclog/asynclogtest"
 )
 
 // writes records each Write separately.
@@ -58,17 +62,22 @@ type failing struct{}
 
 func (failing) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
-// TestFailureReported: lines that cannot be written make Run's final
-// flush fail with the log's name.
-func TestFailureReported(t *testing.T) {
-	q := New(Options[string]{Name: "test log", Output: failing{}, Record: func(s string) slog.Record {
+// TestFailureCounted: a line that cannot be written is counted as
+// failed, not as written.
+func TestFailureCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "failed_total", Help: "h"})
+	written := prometheus.NewCounter(prometheus.CounterOpts{Name: "written_total", Help: "h"})
+	reg.MustRegister(failed, written)
+	q := New(Options[string]{Name: "test log", Output: failing{}, Failed: failed, Written: written, Record: func(s string) slog.Record {
 		return slog.NewRecord(zeroTime, slog.LevelInfo, s, 0)
 	}})
 	q.Put("a")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := q.Run(ctx); err == nil || !strings.Contains(err.Error(), "test log: disk full") {
-		t.Errorf("Run = %v, want the write error", err)
+	_ = q.Run(ctx) // the error is Run's only when the final flush fails
+	if f, w := asynclogtest.Counter(t, reg, "failed_total"), asynclogtest.Counter(t, reg, "written_total"); f != 1 || w != 0 {
+		t.Errorf("failed %d, written %d; want 1, 0", f, w)
 	}
 }
 
