@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/nmp-project/nmp/internal/accesslog"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/bundle"
@@ -76,6 +77,8 @@ type Options struct {
 	// DecisionLog logs the allow decisions made for requests, gateway
 	// checks and self-checks (nil: none).
 	DecisionLog *decisionlog.Logger
+	// AccessLog logs requests (nil: none).
+	AccessLog *accesslog.Logger
 }
 
 // JWKSSource is the platform's public signing keys (signing.Keys).
@@ -115,6 +118,7 @@ type Server struct {
 	keyUse             *lastseen.Recorder
 	clock              func() time.Time
 	decisions          *decisionlog.Logger
+	accessLog          *accesslog.Logger
 }
 
 // New builds the API handler with its full middleware chain.
@@ -141,6 +145,7 @@ func newServer(o Options) *Server {
 		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen,
 		signingKeys: o.SigningKeys, keys: o.AccessKeys, keyUse: o.KeyUse, clock: o.Clock}
 	s.decisions = o.DecisionLog
+	s.accessLog = o.AccessLog
 	if s.propagationTimeout <= 0 {
 		s.propagationTimeout = 30 * time.Second
 	}

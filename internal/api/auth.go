@@ -98,6 +98,7 @@ func (s *Server) identify(next http.Handler) http.Handler {
 		info(r.Context()).preauthorized = id.Authorized
 		if id.Principal != nil {
 			r = r.WithContext(authn.WithPrincipal(r.Context(), id.Principal))
+			info(r.Context()).principal = id.Principal.ID // for the access log, outside this context
 			s.lastSeen.SeenCaller(id.Principal)
 			s.keyUsed(id.Principal)
 		}

@@ -103,7 +103,7 @@ func (tokens) Validate(_ context.Context, tok string) (*authn.Principal, error) 
 
 // adminAliceEngine is the static policy loaded with alice as
 // PlatformAdmin (it allows her everything).
-func adminAliceEngine(t *testing.T) *authz.Engine {
+func adminAliceEngine(t testing.TB) *authz.Engine {
 	t.Helper()
 	engine := authztest.StaticEngine(t)
 	if err := engine.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{

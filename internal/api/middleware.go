@@ -6,13 +6,14 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/nmp-project/nmp/internal/accesslog"
 	"github.com/nmp-project/nmp/internal/apierror"
-	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/pdp"
 )
@@ -24,6 +25,10 @@ type reqInfo struct {
 	// preauthorized: a trusted gateway already authorized the request
 	// (set by identify, read by authorize).
 	preauthorized bool
+	// principal is the identified caller's id ("" if none; set by
+	// identify, read by observe, which sees the request before identify
+	// adds the principal to its context).
+	principal string
 }
 
 type infoKey struct{}
@@ -127,27 +132,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// redactedQuery lists query parameters whose values never reach the logs.
-var redactedQuery = map[string]bool{"token": true, "access_token": true, "refresh_token": true,
-	"code": true, "password": true, "client_secret": true}
-
-func redactQuery(q url.Values) string {
-	if len(q) == 0 {
-		return ""
-	}
-	out := url.Values{}
-	for k, vs := range q {
-		for _, v := range vs {
-			if redactedQuery[strings.ToLower(k)] {
-				v = "REDACTED"
-			}
-			out.Add(k, v)
-		}
-	}
-	return out.Encode()
-}
-
-// observe writes one access log line and counts the request by route.
+// observe counts the request by route and hands it to the access log,
+// which keeps it (sampled when successful) without delaying the request.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -164,16 +150,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.HTTPRequests.WithLabelValues(methodLabel(r.Method), route, fmt.Sprint(sw.status)).Inc()
-		attrs := []any{"request_id", ri.id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "remote_addr", r.RemoteAddr}
-		if q := redactQuery(r.URL.Query()); q != "" {
-			attrs = append(attrs, "query", q)
+		s.metrics.HTTPRequests.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(sw.status)).Inc()
+		if !s.accessLog.Enabled(sw.status) {
+			return
 		}
-		if p := authn.FromContext(r.Context()); p != nil {
-			attrs = append(attrs, "principal", p.ID)
-		}
-		s.log.InfoContext(r.Context(), "request", attrs...)
+		e := accesslog.Entry{Time: start, RequestID: ri.id, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+			Status: sw.status, Duration: time.Since(start), RemoteAddr: r.RemoteAddr, Principal: ri.principal}
+		s.accessLog.Record(e)
 	})
 }
 

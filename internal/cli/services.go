@@ -47,7 +47,7 @@ func newServicesRunCommand(app *App) *cobra.Command {
 			if cfg.DevelopmentMode() {
 				log.Warn("development mode: auth is enabled without OIDC or access keys, so identity headers are accepted from any client")
 			}
-			return server.Run(cmd.Context(), cfg, log)
+			return server.Run(cmd.Context(), cfg, log, server.WithAccessLogOutput(app.Stderr))
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "server config file (env NMP_CONFIG_FILE_PATH)")

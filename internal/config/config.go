@@ -50,6 +50,22 @@ type ServiceConfig struct {
 	MaxConcurrentRequests    int `yaml:"max_concurrent_requests"`
 
 	TLS TLSConfig `yaml:"tls"`
+
+	AccessLog AccessLogConfig `yaml:"access_log"`
+}
+
+// AccessLogConfig is the `service.access_log` section: one line per
+// request, written off the request path (internal/accesslog).
+type AccessLogConfig struct {
+	// Level is the lines' level ("debug", "info", "warn", "error") or
+	// "off".
+	Level string `yaml:"level"`
+	// SampleRate is the share of successful requests (status < 400)
+	// logged, 0..1; errors and denials are always logged.
+	SampleRate float64 `yaml:"sample_rate"`
+	// BufferSize bounds the lines waiting to be written; a full buffer
+	// drops (and counts) new lines.
+	BufferSize int `yaml:"buffer_size"`
 }
 
 // TLSConfig is the `service.tls` section: the server's certificate and key
@@ -292,6 +308,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			IdleTimeoutSeconds:       120,
 			MaxHeaderBytes:           64 << 10,
 			MaxConcurrentRequests:    1024,
+			AccessLog:                AccessLogConfig{Level: "info", SampleRate: 1, BufferSize: 10000},
 		},
 		Auth: AuthConfig{
 			PolicyDecisionPointProvider:              "embedded",

@@ -86,4 +86,8 @@ func (c *Config) finish(lookup func(string) (string, bool)) {
 		c.Service.LogLevel = "warn"
 	}
 	c.Service.LogFormat = strings.ToLower(c.Service.LogFormat)
+	c.Service.AccessLog.Level = strings.ToLower(c.Service.AccessLog.Level)
+	if c.Service.AccessLog.Level == "warning" {
+		c.Service.AccessLog.Level = "warn"
+	}
 }

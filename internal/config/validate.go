@@ -90,6 +90,11 @@ func (c *Config) validateService(p *problems) {
 	inRange(p, "service.port", s.Port, 1, 65535)
 	oneOf(p, "service.log_level", s.LogLevel, logLevels)
 	oneOf(p, "service.log_format", s.LogFormat, logFormats)
+	oneOf(p, "service.access_log.level", s.AccessLog.Level, append([]string{"off"}, logLevels...))
+	if !(s.AccessLog.SampleRate >= 0 && s.AccessLog.SampleRate <= 1) {
+		p.errorf("service.access_log.sample_rate", "must be between 0 and 1, got %v", s.AccessLog.SampleRate)
+	}
+	inRange(p, "service.access_log.buffer_size", s.AccessLog.BufferSize, 1, 10_000_000)
 	atLeast(p, "service.shutdown_timeout_seconds", s.ShutdownTimeoutSeconds, 0)
 	atLeast(p, "service.read_header_timeout_seconds", s.ReadHeaderTimeoutSeconds, 1)
 	atLeast(p, "service.read_timeout_seconds", s.ReadTimeoutSeconds, 0)

@@ -12,22 +12,20 @@
 package decisionlog
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nmp-project/nmp/internal/asynclog"
 	"github.com/nmp-project/nmp/internal/authz"
 )
 
@@ -110,25 +108,16 @@ type Options struct {
 }
 
 // DefaultBufferSize is auth.decision_log.buffer_size's default.
-const DefaultBufferSize = 10000
+const DefaultBufferSize = asynclog.DefaultBufferSize
 
 // Logger is the decision log. A nil *Logger records nothing, so callers
 // need no check of their own.
 type Logger struct {
-	o       Options
-	entries chan record
-	h       slog.Handler
-	buf     *bufio.Writer
-	closer  io.Closer
-	// Used by the writer goroutine only: writes are failing; entries in
-	// buf not yet flushed.
-	broken    bool
-	unflushed int
+	o      Options
+	q      *asynclog.Queue[record]
+	sample *asynclog.Sampler
 
-	randMu sync.Mutex
-	rand   *mrand.Rand // nil: the global source
-
-	logged, written, dropped, failed prometheus.Counter
+	logged prometheus.Counter
 }
 
 // record is an Entry with what Record adds.
@@ -139,26 +128,8 @@ type record struct {
 
 // New returns a logger that writes once Run runs.
 func New(o Options) *Logger {
-	if o.BufferSize <= 0 {
-		o.BufferSize = DefaultBufferSize
-	}
 	if o.Clock == nil {
 		o.Clock = time.Now
-	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	if o.Output == nil {
-		o.Output = io.Discard
-	}
-	l := &Logger{o: o, entries: make(chan record, o.BufferSize)}
-	l.buf = bufio.NewWriterSize(o.Output, 64<<10)
-	l.h = slog.NewJSONHandler(l.buf, nil)
-	if c, ok := o.Output.(io.Closer); ok && o.Output != os.Stderr && o.Output != os.Stdout {
-		l.closer = c
-	}
-	if o.Rand != nil {
-		l.rand = mrand.New(o.Rand)
 	}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
@@ -167,12 +138,15 @@ func New(o Options) *Logger {
 		}
 		return c
 	}
+	l := &Logger{o: o, sample: asynclog.NewSampler(o.AllowSampleRate, o.Rand)}
 	l.logged = counter("nmp_decision_log_logged_total",
 		"Decisions kept for the decision log (every denial, sampled allows), whether written or dropped.")
-	l.written = counter("nmp_decision_log_written_total", "Decision log entries written (flushed) to the output.")
-	l.dropped = counter("nmp_decision_log_dropped_total",
-		"Decision log entries dropped because the buffer was full (the request was not delayed).")
-	l.failed = counter("nmp_decision_log_write_errors_total", "Decision log entries whose write to the output failed.")
+	l.q = asynclog.New(asynclog.Options[record]{Name: Component, Output: o.Output, BufferSize: o.BufferSize,
+		Record: l.record, Log: o.Log,
+		Written: counter("nmp_decision_log_written_total", "Decision log entries written (flushed) to the output."),
+		Dropped: counter("nmp_decision_log_dropped_total",
+			"Decision log entries dropped because the buffer was full (the request was not delayed)."),
+		Failed: counter("nmp_decision_log_write_errors_total", "Decision log entries whose write to the output failed.")})
 	return l
 }
 
@@ -190,28 +164,10 @@ func Open(output string) (io.Writer, error) {
 	return f, nil
 }
 
-// keep reports whether a decision is logged: every denial, an allow with
-// probability AllowSampleRate.
-func (l *Logger) keep(allowed bool) bool {
-	switch rate := l.o.AllowSampleRate; {
-	case !allowed || rate >= 1:
-		return true
-	case rate <= 0:
-		return false
-	case l.rand == nil:
-		return mrand.Float64() < rate
-	default:
-		l.randMu.Lock()
-		f := l.rand.Float64()
-		l.randMu.Unlock()
-		return f < rate
-	}
-}
-
 // Record logs e if it is kept (denials always, allows sampled) without
 // ever waiting: when the buffer is full the entry is dropped and counted.
 func (l *Logger) Record(e Entry) {
-	if l == nil || !l.keep(e.Allowed) {
+	if l == nil || (e.Allowed && !l.sample.Keep()) {
 		return
 	}
 	l.logged.Inc()
@@ -222,11 +178,7 @@ func (l *Logger) Record(e Entry) {
 	if l.o.Revision != nil {
 		r.revision = l.o.Revision()
 	}
-	select {
-	case l.entries <- r:
-	default:
-		l.dropped.Inc()
-	}
+	l.q.Put(r)
 }
 
 // Name implements lifecycle.Component.
@@ -234,80 +186,13 @@ func (l *Logger) Name() string { return Component }
 
 // Run writes entries as they come until ctx ends, then writes what is
 // still buffered, flushes and closes the output (a file; never stderr).
-func (l *Logger) Run(ctx context.Context) error {
-	for {
-		select {
-		case r := <-l.entries:
-			l.write(r)
-			if len(l.entries) == 0 {
-				_ = l.flush() // counted and logged; the next flush tries again
-			}
-		case <-ctx.Done():
-			return l.stop()
-		}
-	}
-}
+func (l *Logger) Run(ctx context.Context) error { return l.q.Run(ctx) }
 
-// stop drains the buffer, flushes and closes the output.
-func (l *Logger) stop() error {
-	for {
-		select {
-		case r := <-l.entries:
-			l.write(r)
-			continue
-		default:
-		}
-		break
-	}
-	err := l.flush()
-	if l.closer != nil {
-		err = errors.Join(err, l.closer.Close())
-	}
-	if err != nil {
-		return fmt.Errorf("decision log: %w", err)
-	}
-	return nil
-}
-
-// write formats one entry into the output's buffer.
-func (l *Logger) write(r record) {
+// record is the log record of one entry (formatted by the writer).
+func (l *Logger) record(r record) slog.Record {
 	rec := slog.NewRecord(r.Time, slog.LevelInfo, "decision", 0)
 	rec.AddAttrs(l.attrs(r)...)
-	if err := l.h.Handle(context.Background(), rec); err != nil {
-		l.lost(l.unflushed+1, err)
-		return
-	}
-	l.unflushed++
-}
-
-// flush writes the buffered lines to the output.
-func (l *Logger) flush() error {
-	err := l.buf.Flush()
-	n := l.unflushed
-	l.unflushed = 0
-	if err != nil {
-		l.lost(n, err)
-		return err
-	}
-	l.written.Add(float64(n))
-	if l.broken {
-		l.broken = false
-		l.o.Log.Info("writing the decision log works again")
-	}
-	return err
-}
-
-// lost counts n entries that could not be written, forgets what the
-// buffer holds (a failed bufio.Writer stays failed) and logs the first
-// failure of a run of failures (not one line per entry).
-func (l *Logger) lost(n int, err error) {
-	l.failed.Add(float64(n))
-	l.buf.Reset(l.o.Output)
-	l.unflushed = 0
-	if !l.broken {
-		l.broken = true
-		l.o.Log.Error("writing the decision log failed; entries are lost until it works again", "error", err)
-	}
+	return rec
 }
 
 // attrs are the entry's fields: facts about the decision, never a

@@ -1,7 +1,6 @@
 package decisionlog_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nmp-project/nmp/internal/asynclog/asynclogtest"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/decisionlog"
 )
@@ -32,53 +32,14 @@ func start(t *testing.T, o decisionlog.Options) *running {
 	reg := prometheus.NewRegistry()
 	o.Registerer = reg
 	l := decisionlog.New(o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stop := sync.OnceValue(func() error {
-		cancel()
-		return <-done
-	})
-	t.Cleanup(func() { _ = stop() })
+	stop := asynclogtest.Start(t, l.Run)
 	return &running{l: l, reg: reg, stop: stop}
 }
 
 // count is the value of one of the logger's counters.
 func (r *running) count(t *testing.T, name string) int {
 	t.Helper()
-	return value(t, r.reg, name)
-}
-
-// value is the value of counter name in reg.
-func value(t *testing.T, reg *prometheus.Registry, name string) int {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return int(mf.GetMetric()[0].GetCounter().GetValue())
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
-
-// lines parses the JSON lines of out, failing on any line that is not a
-// JSON object.
-func lines(t *testing.T, out []byte) []map[string]any {
-	t.Helper()
-	var entries []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q is not a JSON object: %v", sc.Text(), err)
-		}
-		entries = append(entries, m)
-	}
-	return entries
+	return asynclogtest.Counter(t, r.reg, name)
 }
 
 func entry(allowed bool, i int) decisionlog.Entry {
@@ -120,7 +81,7 @@ func TestSampling(t *testing.T) {
 				t.Fatal(err)
 			}
 			allows, denies := 0, 0
-			for _, e := range lines(t, out.Bytes()) {
+			for _, e := range asynclogtest.Lines(t, out.Bytes()) {
 				switch e["decision"] {
 				case "allow":
 					allows++
@@ -144,39 +105,20 @@ func TestSampling(t *testing.T) {
 	}
 }
 
-// gate is an output whose first Write reports that it started and then
-// waits until the test opens it.
-type gate struct {
-	entered, release chan struct{}
-	once             sync.Once
-	mu               sync.Mutex
-	buf              bytes.Buffer
-}
-
-func (g *gate) Write(p []byte) (int, error) {
-	g.once.Do(func() {
-		close(g.entered)
-		<-g.release
-	})
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.buf.Write(p)
-}
-
 // TestFullBufferDropsWithoutBlocking: while the writer is stuck in the
 // output, Record fills the buffer and then drops and counts each further
 // entry, without waiting; once the output moves, what was buffered is
 // written.
 func TestFullBufferDropsWithoutBlocking(t *testing.T) {
 	const size = 3
-	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	g := asynclogtest.NewGate()
 	r := start(t, decisionlog.Options{Output: g, BufferSize: size})
 	var release sync.Once
-	open := func() { release.Do(func() { close(g.release) }) }
+	open := func() { release.Do(func() { close(g.Release) }) }
 	t.Cleanup(open)             // runs before the stop, even when the test fails early
 	r.l.Record(entry(false, 0)) // taken by the writer, which then blocks in Write
 	select {
-	case <-g.entered:
+	case <-g.Entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never wrote the first entry")
 	}
@@ -202,7 +144,7 @@ func TestFullBufferDropsWithoutBlocking(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(lines(t, g.buf.Bytes())); got != size+1 {
+	if got := len(asynclogtest.Lines(t, g.Bytes())); got != size+1 {
 		t.Errorf("%d lines written, want %d", got, size+1)
 	}
 	if got := r.count(t, "nmp_decision_log_logged_total"); got != size+3 {
@@ -237,7 +179,7 @@ func TestEntryFields(t *testing.T) {
 	if strings.Contains(out.String(), "hunter2") {
 		t.Errorf("the query reached the log: %s", out.String())
 	}
-	got := lines(t, out.Bytes())
+	got := asynclogtest.Lines(t, out.Bytes())
 	if len(got) != 3 {
 		t.Fatalf("%d lines, want 3:\n%s", len(got), out.String())
 	}
@@ -287,10 +229,10 @@ func TestStopFlushes(t *testing.T) {
 	if err := l.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(lines(t, out.Bytes())); got != 50 {
+	if got := len(asynclogtest.Lines(t, out.Bytes())); got != 50 {
 		t.Errorf("%d lines after stop, want 50", got)
 	}
-	if v := value(t, reg, "nmp_decision_log_written_total"); v != 50 {
+	if v := asynclogtest.Counter(t, reg, "nmp_decision_log_written_total"); v != 50 {
 		t.Errorf("written_total = %v, want 50", v)
 	}
 }
@@ -322,7 +264,7 @@ func TestFileOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(lines(t, data)); got != 2 {
+	if got := len(asynclogtest.Lines(t, data)); got != 2 {
 		t.Errorf("%d lines after two runs, want 2 (appended)", got)
 	}
 	if _, err := decisionlog.Open(filepath.Join(t.TempDir(), "missing", "d.log")); !errors.Is(err, os.ErrNotExist) {
@@ -362,7 +304,7 @@ func TestWriteFailureCountedAndRecovered(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = l.Run(ctx) // fails when the failed flush is its last one; either way the entries are counted
-	if v := value(t, reg, "nmp_decision_log_write_errors_total"); v != 3 {
+	if v := asynclogtest.Counter(t, reg, "nmp_decision_log_write_errors_total"); v != 3 {
 		t.Errorf("write_errors_total = %v, want 3", v)
 	}
 	out.fixed = true
@@ -370,7 +312,7 @@ func TestWriteFailureCountedAndRecovered(t *testing.T) {
 	if err := l.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(lines(t, out.buf.Bytes())); got != 1 {
+	if got := len(asynclogtest.Lines(t, out.buf.Bytes())); got != 1 {
 		t.Errorf("%d lines after the output recovered, want 1", got)
 	}
 }

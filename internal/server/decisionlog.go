@@ -3,7 +3,9 @@ package server
 import (
 	"io"
 	"log/slog"
+	"os"
 
+	"github.com/nmp-project/nmp/internal/accesslog"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/decisionlog"
@@ -40,4 +42,24 @@ func (s *Server) decisionRevision() int64 {
 		}
 	}
 	return s.engine.Revision()
+}
+
+// newAccessLog builds the access log from service.access_log: lines go to
+// stderr (or WithAccessLogOutput) in service.log_format, filtered by service.log_level like every
+// other line (nil when off or not shown).
+func (s *Server) newAccessLog(cfg *config.Config, log *slog.Logger) *accesslog.Logger {
+	al := cfg.Service.AccessLog
+	level, off, err := accesslog.ParseLevel(al.Level)
+	if err != nil { // validated at load
+		level = slog.LevelInfo
+	}
+	var out io.Writer = os.Stderr
+	if s.accessLogOutput != nil {
+		out = s.accessLogOutput
+	}
+	return accesslog.New(accesslog.Options{Output: out, Off: off, Level: level, SampleRate: al.SampleRate,
+		BufferSize: al.BufferSize, Registerer: s.metrics.Registry(), Log: log,
+		Handler: func(w io.Writer) slog.Handler {
+			return NewLogger(w, cfg.Service.LogLevel, cfg.Service.LogFormat).Handler()
+		}})
 }

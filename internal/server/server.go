@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nmp-project/nmp/internal/accesslog"
 	"github.com/nmp-project/nmp/internal/api"
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authn/accesskey"
@@ -92,8 +93,11 @@ type Server struct {
 	signingKeys *signing.Keys
 	// decisions is the decision log (nil unless auth.decision_log.enabled);
 	// decisionOutput its file, closed by decisions.Run or when New fails.
-	decisions      *decisionlog.Logger
-	decisionOutput io.Closer
+	decisions *decisionlog.Logger
+	accessLog *accesslog.Logger // nil when off or below service.log_level
+	// accessLogOutput receives the access log (nil: os.Stderr).
+	accessLogOutput io.Writer
+	decisionOutput  io.Closer
 }
 
 // Option adjusts a Server (used by tests).
@@ -110,6 +114,10 @@ func WithExtAuthzListener(ln net.Listener) Option { return func(s *Server) { s.e
 // WithProbeClient sets the client the hardening report probes the OIDC
 // issuers with (tests pass one trusting their certificate authority).
 func WithProbeClient(c *http.Client) Option { return func(s *Server) { s.probeClient = c } }
+
+// WithAccessLogOutput sets where the access log is written (default
+// os.Stderr); the CLI passes the writer its service log goes to.
+func WithAccessLogOutput(w io.Writer) Option { return func(s *Server) { s.accessLogOutput = w } }
 
 // WithStore makes the server use st instead of opening the configured
 // database (tests inject failing stores this way). The server owns st
@@ -253,7 +261,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if s.decisions, err = s.newDecisionLog(cfg, catalog, log); err != nil {
 		return nil, err
 	}
-	apiOpts := api.Options{Config: cfg, Store: st, Roles: catalog, Health: s.health, DecisionLog: s.decisions,
+	s.accessLog = s.newAccessLog(cfg, log)
+	apiOpts := api.Options{Config: cfg, Store: st, Roles: catalog, Health: s.health, DecisionLog: s.decisions, AccessLog: s.accessLog,
 		Metrics: s.metrics, Logger: log, PDP: dp,
 		Tokens: tokens, IdP: idp, Propagation: s.syncer,
 		PropagationTimeout: propagationTimeout(cfg),
@@ -371,6 +380,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.decisions != nil {
 		background = append(background, s.decisions) // flushed after the last decision
+	}
+	if s.accessLog != nil {
+		background = append(background, s.accessLog) // flushed after the last request
 	}
 	if s.extAuthz != nil {
 		// Started last, stopped first: in-flight Checks finish before the
@@ -539,8 +551,8 @@ func (s *Server) Health() *health.State { return s.health }
 
 // Run builds the server and serves on its configured address until ctx
 // is cancelled.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	s, err := New(ctx, cfg, log)
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) error {
+	s, err := New(ctx, cfg, log, opts...)
 	if err != nil {
 		return err
 	}
