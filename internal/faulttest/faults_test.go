@@ -223,14 +223,22 @@ func TestExternalOPAStopped(t *testing.T) {
 	o.WaitHealthy("/health?bundles")
 	l := newLoad(t, p.url, iss, 10*time.Second)
 	l.setup()
-	out := faultRun(t, l, p, duration(t, 4*time.Second), o.Kill, func() {
+	// Once OPA is dead, a decision it would make is a 503 at once. The
+	// load's own requests may all be member writes waiting for OPA to
+	// agree at that moment (a short run's fault lasts about a second),
+	// so the test asks itself rather than count on the load.
+	kill := func() {
+		o.Kill()
+		st, _, b, err := l.do(adminEmail, http.MethodGet, "/apis/entities/v2/workspaces/"+wsName(0), nil)
+		if err != nil || st != http.StatusServiceUnavailable {
+			t.Errorf("a decision with OPA killed: %d %s %v, want 503", st, b, err)
+		}
+	}
+	faultRun(t, l, p, duration(t, 4*time.Second), kill, func() {
 		o.Restart()
 		o.WaitHealthy("/health?bundles")
 	})
-	if l.unavailable.Load() == 0 {
-		t.Error("no request got 503 while OPA was down: the fault did not happen")
-	}
-	_ = out
+	t.Logf("load requests answered 503 while OPA was down: %d", l.unavailable.Load())
 	if lost := l.verify(); lost > 0 {
 		t.Errorf("%d acknowledged writes lost", lost)
 	}
