@@ -21,6 +21,9 @@ import (
 // binary is the nmp binary TestMain built.
 var binary string
 
+// raceBuild is set when the tests run with -race (racebuild_test.go).
+var raceBuild bool
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "nmp-faulttest-")
 	if err != nil {
@@ -29,7 +32,11 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "nmp")
 	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", binary, "./cmd/nmp")
+	args := []string{"build", "-buildvcs=false", "-o", binary}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/nmp")...)
 	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
