@@ -72,7 +72,9 @@ func TestQuickstart(t *testing.T) {
 	home := t.TempDir()
 	dataDir := filepath.Join(home, "data")
 	env := []string{"HOME=" + home, "NMP_DATA_DIR=" + dataDir}
-	var stderr bytes.Buffer
+	// quickstart writes to stderr from its own goroutines (the banner, the
+	// server's logs) while the test reads it: a synchronized buffer.
+	var stderr *testenv.Buffer
 	// freePort releases the port before quickstart binds it, so another
 	// test may take it in between: a quickstart that exits at once is
 	// started again on other ports, and only an answer naming this
@@ -86,11 +88,11 @@ func TestQuickstart(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		port, idpPort := freePort(t), freePort(t)
 		ctx, cancel = context.WithCancel(context.Background())
-		stderr.Reset()
+		stderr = &testenv.Buffer{}
 		done = make(chan int, 1)
 		go func() {
 			done <- cli.Run(ctx, []string{"quickstart", "--port", strconv.Itoa(port), "--idp-port", strconv.Itoa(idpPort)},
-				strings.NewReader(""), &bytes.Buffer{}, &stderr, env)
+				strings.NewReader(""), &bytes.Buffer{}, stderr, env)
 		}()
 		base = "http://127.0.0.1:" + strconv.Itoa(port)
 		if ready, exited := waitQuickstart(t, base, "http://127.0.0.1:"+strconv.Itoa(idpPort), done); ready {
