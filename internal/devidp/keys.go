@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/nmp-project/nmp/internal/signing"
 )
 
 // keyBits is the size of generated signing keys and the minimum accepted.
@@ -110,30 +112,9 @@ func writeAndSync(f *os.File, data []byte) error {
 // parseKey decodes a PEM RSA private key. Errors name the file but never
 // include its content.
 func parseKey(data []byte, path string) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("dev IdP signing key %s: no PEM block", path)
-	}
-	var key *rsa.PrivateKey
-	switch block.Type {
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("dev IdP signing key %s: invalid PKCS #8 key", path)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("dev IdP signing key %s: not an RSA key", path)
-		}
-		key = rk
-	case "RSA PRIVATE KEY":
-		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("dev IdP signing key %s: invalid PKCS #1 key", path)
-		}
-		key = k
-	default:
-		return nil, fmt.Errorf("dev IdP signing key %s: unsupported PEM type %q", path, block.Type)
+	key, err := signing.DecodeRSAPrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("dev IdP signing key %s: %w", path, err)
 	}
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("dev IdP signing key %s: %w", path, err)

@@ -173,6 +173,20 @@ func readPrivate(path string, log *slog.Logger) (*rsa.PrivateKey, error) {
 }
 
 func parsePrivate(data []byte) (*rsa.PrivateKey, error) {
+	key, err := DecodeRSAPrivateKey(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrivate(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// DecodeRSAPrivateKey decodes the first PEM block of data as an RSA
+// private key (PKCS #8 "PRIVATE KEY" or PKCS #1 "RSA PRIVATE KEY"). It
+// checks no size; its errors never include the key material.
+func DecodeRSAPrivateKey(data []byte) (*rsa.PrivateKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM block")
@@ -197,9 +211,6 @@ func parsePrivate(data []byte) (*rsa.PrivateKey, error) {
 		key = k
 	default:
 		return nil, fmt.Errorf("unsupported PEM type %q (want PRIVATE KEY or RSA PRIVATE KEY)", block.Type)
-	}
-	if err := checkPrivate(key); err != nil {
-		return nil, err
 	}
 	return key, nil
 }
