@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nmp-project/nmp/internal/store"
@@ -17,6 +18,9 @@ import (
 type pool struct {
 	db   *sql.DB
 	wait time.Duration
+	// releasing counts connections whose return to the pool is still
+	// pending (releaseAfter); Close waits for them.
+	releasing *sync.WaitGroup
 }
 
 // acquire takes a connection from the pool within p.wait; the caller
@@ -50,7 +54,7 @@ func (p pool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Row
 		return nil, err
 	}
 	rows, err := c.QueryContext(ctx, q, args...)
-	releaseAfter(c)
+	p.releaseAfter(c)
 	return rows, err
 }
 
@@ -63,7 +67,7 @@ func (p pool) queryRow(ctx context.Context, q string, args ...any) rowScanner {
 		return errRow{err}
 	}
 	row := c.QueryRowContext(ctx, q, args...)
-	releaseAfter(c)
+	p.releaseAfter(c)
 	return row
 }
 
@@ -84,12 +88,16 @@ func (p pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 		return nil, err
 	}
 	tx, err := c.BeginTx(ctx, opts)
-	releaseAfter(c)
+	p.releaseAfter(c)
 	return tx, err
 }
 
 // releaseAfter returns c to the pool once the rows, row or transaction
 // started on it are done: sql.Conn.Close waits for them.
-func releaseAfter(c *sql.Conn) {
-	go c.Close() //nolint:errcheck // only returns the connection to the pool
+func (p pool) releaseAfter(c *sql.Conn) {
+	p.releasing.Add(1)
+	go func() {
+		defer p.releasing.Done()
+		c.Close() //nolint:errcheck // only returns the connection to the pool
+	}()
 }

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nmp-project/nmp/internal/store"
@@ -86,7 +87,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.w, s.r, err = d.open(u, opts.MaxConns); err != nil {
 		return nil, err
 	}
-	s.wp, s.rp = pool{s.w, opts.PoolWait}, pool{s.r, opts.PoolWait}
+	s.wp, s.rp = pool{s.w, opts.PoolWait, new(sync.WaitGroup)}, pool{s.r, opts.PoolWait, new(sync.WaitGroup)}
 	cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
 	if err := s.Ping(cctx); err != nil {
@@ -116,6 +117,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	// Connections are returned to their pool by a goroutine once their
+	// rows are read (pool.releaseAfter); one still on its way back would
+	// be closed only after Close returned, holding the SQLite database
+	// open (and locked) for a moment longer.
+	s.wp.releasing.Wait()
+	s.rp.releasing.Wait()
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
