@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -406,7 +407,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if err := copyDB(filepath.Join(dir, "on"), filepath.Join(dir, "off")); err != nil {
+	if err := copyDB(ctx, filepath.Join(dir, "on"), filepath.Join(dir, "off")); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -552,25 +553,22 @@ func seed(ctx context.Context, dir string, n, visible int) (string, error) {
 	return some, st.Close()
 }
 
-// copyDB copies the (closed) SQLite database of one server's data
-// directory to another's, with its write-ahead log if one is left.
-func copyDB(from, to string) error {
+// copyDB writes a consistent copy of one server's SQLite database into
+// another's data directory with VACUUM INTO (a copy of the files could
+// miss what is still in the write-ahead log).
+func copyDB(ctx context.Context, from, to string) error {
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		return err
 	}
-	for _, f := range []string{"entities.db", "entities.db-wal"} {
-		b, err := os.ReadFile(filepath.Join(from, f))
-		if errors.Is(err, os.ErrNotExist) && f != "entities.db" {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(to, f), b, 0o600); err != nil {
-			return err
-		}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(from, "entities.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
 	}
-	return nil
+	defer func() { _ = db.Close() }()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", filepath.Join(to, "entities.db")); err != nil {
+		return fmt.Errorf("copy the database: %w", err)
+	}
+	return db.Close()
 }
 
 // start starts one server and waits until it answers.

@@ -103,24 +103,11 @@ func one[T any](ctx context.Context, c conn, read scanner[T], q string, args ...
 // runList executes the list and returns the page with exact totals.
 func runList[T any](ctx context.Context, c conn, l *listQuery, opts store.ListOptions, read scanner[T]) (store.Page[T], error) {
 	page := store.Page[T]{Page: opts.Page, PageSize: opts.PageSize, Items: []T{}}
-	if err := l.addFilters(c.d, opts.Filters); err != nil {
+	q, args, err := l.pageSQL(c.d, opts)
+	if err != nil {
 		return page, err
 	}
-	where := ""
-	if len(l.where) > 0 {
-		where = " WHERE " + strings.Join(l.where, " AND ")
-	}
-	sortCol, ok := l.columns[opts.SortField]
-	if !ok {
-		return page, fmt.Errorf("sort field %q has no column", opts.SortField)
-	}
-	dir := " ASC"
-	if opts.SortDesc {
-		dir = " DESC"
-	}
-	q := "SELECT " + l.selectCols + ", count(*) OVER () FROM " + l.from + where +
-		" ORDER BY " + sortCol.expr + dir + ", " + l.idExpr + dir + " LIMIT ? OFFSET ?"
-	rows, err := c.query(ctx, q, append(append([]any{}, l.args...), opts.PageSize, opts.Offset())...)
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return page, err
 	}
@@ -141,6 +128,41 @@ func runList[T any](ctx context.Context, c conn, l *listQuery, opts store.ListOp
 		return page, nil
 	}
 	// Past the last page: count separately for exact totals.
-	err = c.row(ctx, "SELECT count(*) FROM "+l.from+where, l.args...).Scan(&page.TotalResults)
+	err = c.row(ctx, "SELECT count(*) FROM "+l.from+l.whereSQL(), l.args...).Scan(&page.TotalResults)
 	return page, err
+}
+
+// pageSQL is the statement that reads one page and, in the same snapshot,
+// the number of matching rows. The count is a separate aggregate over the
+// same conditions rather than a window (count(*) OVER ()), which makes
+// the database materialize and sort every matching row before the
+// LIMIT; this way the page is read in index order and stops after it, and
+// the count reads the narrowest index.
+func (l *listQuery) pageSQL(d *dialect, opts store.ListOptions) (string, []any, error) {
+	if err := l.addFilters(d, opts.Filters); err != nil {
+		return "", nil, err
+	}
+	sortCol, ok := l.columns[opts.SortField]
+	if !ok {
+		return "", nil, fmt.Errorf("sort field %q has no column", opts.SortField)
+	}
+	dir := " ASC"
+	if opts.SortDesc {
+		dir = " DESC"
+	}
+	where := l.whereSQL()
+	// The count is an uncorrelated scalar subquery: both databases
+	// evaluate it once per statement (PostgreSQL as an InitPlan).
+	q := "SELECT " + l.selectCols + ", (SELECT count(*) FROM " + l.from + where + ") FROM " + l.from + where +
+		" ORDER BY " + sortCol.expr + dir + ", " + l.idExpr + dir + " LIMIT ? OFFSET ?"
+	args := make([]any, 0, 2*len(l.args)+2)
+	args = append(append(append(args, l.args...), l.args...), opts.PageSize, opts.Offset())
+	return q, args, nil
+}
+
+func (l *listQuery) whereSQL() string {
+	if len(l.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(l.where, " AND ")
 }
