@@ -2,8 +2,8 @@
 // path (the decision log, the access log): a bounded queue that never
 // blocks the caller, a background writer that formats the queued values
 // through a log/slog handler into a batch buffer and flushes the batch
-// when the queue runs empty, and the counters of what was written,
-// dropped and lost.
+// every flush interval, and the counters of what was written, dropped and
+// lost.
 package asynclog
 
 import (
@@ -15,6 +15,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -31,6 +32,9 @@ type Options[T any] struct {
 	Handler func(io.Writer) slog.Handler
 	// BufferSize bounds the values waiting to be written (≤ 0: 10000).
 	BufferSize int
+	// FlushInterval is how often the writer wakes up to write what is
+	// queued (≤ 0: DefaultFlushInterval).
+	FlushInterval time.Duration
 	// Record turns a queued value into a log record; called by the
 	// writer, never on the request path.
 	Record func(T) slog.Record
@@ -44,6 +48,13 @@ type Options[T any] struct {
 
 // DefaultBufferSize is the queue's size when Options.BufferSize is ≤ 0.
 const DefaultBufferSize = 10000
+
+// DefaultFlushInterval is the writer's period when Options.FlushInterval
+// is ≤ 0. The writer wakes up on a clock rather than for every value: a
+// request then only copies its value into the queue (no goroutine to wake,
+// no system call), and the writer formats and writes everything queued in
+// one batch; a line reaches the output at most this much later.
+const DefaultFlushInterval = 20 * time.Millisecond
 
 // batchSize is the batch buffer's size: a flush writes at most this much
 // (or one longer line) in one Write.
@@ -66,6 +77,9 @@ type Queue[T any] struct {
 func New[T any](o Options[T]) *Queue[T] {
 	if o.BufferSize <= 0 {
 		o.BufferSize = DefaultBufferSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -101,19 +115,30 @@ func (q *Queue[T]) Put(v T) bool {
 	}
 }
 
-// Run writes values as they come until ctx ends, then writes what is
-// still queued, flushes and closes the output (a file; never stderr).
+// Run writes what is queued every flush interval until ctx ends, then
+// writes what is still queued, flushes and closes the output (a file;
+// never stderr).
 func (q *Queue[T]) Run(ctx context.Context) error {
+	tick := time.NewTicker(q.o.FlushInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case v := <-q.values:
-			q.write(v)
-			if len(q.values) == 0 {
+		case <-tick.C:
+			q.drain()
+			if q.unflushed > 0 {
 				_ = q.flush() // counted and logged; the next flush tries again
 			}
 		case <-ctx.Done():
 			return q.stop()
 		}
+	}
+}
+
+// drain writes the values queued now into the batch (which flushes itself
+// when full), leaving later ones for the next tick.
+func (q *Queue[T]) drain() {
+	for n := len(q.values); n > 0; n-- {
+		q.write(<-q.values)
 	}
 }
 

@@ -27,10 +27,19 @@ const (
 var IdentityHeaders = []string{HeaderPrincipalID, HeaderPrincipalEmail, HeaderPrincipalGroups,
 	HeaderOnBehalfOf, HeaderOnBehalfOfEmail, HeaderOnBehalfOfGroups, HeaderScopes, HeaderAuthorized}
 
+// canonicalIdentityHeaders are IdentityHeaders as keys of an http.Header.
+var canonicalIdentityHeaders = func() []string {
+	out := make([]string, len(IdentityHeaders))
+	for i, name := range IdentityHeaders {
+		out[i] = http.CanonicalHeaderKey(name)
+	}
+	return out
+}()
+
 // HasIdentityHeaders reports whether any identity header is present.
 func HasIdentityHeaders(h http.Header) bool {
-	for _, name := range IdentityHeaders {
-		if _, ok := h[http.CanonicalHeaderKey(name)]; ok {
+	for _, name := range canonicalIdentityHeaders {
+		if _, ok := h[name]; ok {
 			return true
 		}
 	}

@@ -111,8 +111,24 @@ type TokenRouter struct {
 
 var _ TokenValidator = (*TokenRouter)(nil)
 
+// CachedValidator is a TokenValidator that keeps the tokens it has
+// validated: Cached answers for one of them (its principal, or the
+// refusal it has earned since, such as expiry) without parsing it, and
+// reports ok false for any other token.
+type CachedValidator interface {
+	Cached(ctx context.Context, token string) (p *Principal, ok bool, err error)
+}
+
 // Validate implements TokenValidator.
 func (r *TokenRouter) Validate(ctx context.Context, token string) (*Principal, error) {
+	// A token the JWT validator has already validated was routed to it
+	// by its content, which has not changed: ask its cache before
+	// decoding the token's header and payload to route it again.
+	if c, ok := r.JWT.(CachedValidator); ok {
+		if p, hit, err := c.Cached(ctx, token); hit {
+			return p, err
+		}
+	}
 	if LooksLikeJWT(token) {
 		if r.AccessKeys != nil && r.AccessKeyIssuer != "" && UnverifiedIssuer(token) == r.AccessKeyIssuer {
 			return r.AccessKeys.Validate(ctx, token)

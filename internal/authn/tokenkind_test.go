@@ -192,3 +192,49 @@ func TestUnverifiedIssuer(t *testing.T) {
 		})
 	}
 }
+
+// cachingTokens is a JWT validator with a cache of the tokens it has
+// validated, as jwtverify.Verifier has.
+type cachingTokens struct {
+	recordTokens
+	seen map[string]bool
+	hits int
+}
+
+func (c *cachingTokens) Validate(ctx context.Context, tok string) (*Principal, error) {
+	c.seen[tok] = true
+	return c.recordTokens.Validate(ctx, tok)
+}
+
+func (c *cachingTokens) Cached(_ context.Context, tok string) (*Principal, bool, error) {
+	if !c.seen[tok] {
+		return nil, false, nil
+	}
+	c.hits++
+	return &Principal{ID: "cached"}, true, nil
+}
+
+// TestTokenRouterAsksTheCacheFirst: a token the JWT validator has
+// validated is answered from its cache without being routed again; every
+// other token is routed as before, so an access-key token never reaches
+// the JWT validator and an opaque one goes to introspection.
+func TestTokenRouterAsksTheCacheFirst(t *testing.T) {
+	const akIss = "https://nmp.example.com/apis/auth"
+	jwt, ak, opaque := &cachingTokens{seen: map[string]bool{}}, &recordTokens{}, &recordTokens{}
+	r := &TokenRouter{JWT: jwt, Opaque: opaque, AccessKeys: ak, AccessKeyIssuer: akIss}
+	oidc := jwtWithIssuer("https://idp.example.com/")
+	for range 3 {
+		for _, tok := range []string{oidc, jwtWithIssuer(akIss), "opaque-1"} {
+			if _, err := r.Validate(context.Background(), tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(jwt.got) != 1 || jwt.hits != 2 || len(ak.got) != 3 || len(opaque.got) != 3 {
+		t.Fatalf("jwt validated %d, answered from its cache %d; access keys %d; opaque %d; want 1, 2, 3, 3",
+			len(jwt.got), jwt.hits, len(ak.got), len(opaque.got))
+	}
+	if p, _ := r.Validate(context.Background(), oidc); p == nil || p.ID != "cached" {
+		t.Fatalf("principal %+v, want the cache's", p)
+	}
+}

@@ -94,3 +94,32 @@ func TestTokenCacheDisabled(t *testing.T) {
 		t.Fatal("cache present")
 	}
 }
+
+// TestCachedAnswersOnlyValidatedTokens: Cached (what the token router asks
+// before it decodes a token) misses for a token never validated and for an
+// unsigned one, answers the principal once the token has been validated,
+// and the expiry refusal once the clock passes exp + leeway.
+func TestCachedAnswersOnlyValidatedTokens(t *testing.T) {
+	i := newIDP(t, keyRSA())
+	cfg := authConfig(i.URL())
+	cfg.AllowUnsignedJWT = true
+	h := newHarness(t, cfg)
+	tok := sign(t, keyRSA(), with(claims(i.URL()), "exp", t0.Add(time.Minute).Unix()), nil)
+	if _, hit, _ := h.v.Cached(t.Context(), tok); hit {
+		t.Fatal("a token never validated is answered from the cache")
+	}
+	want := mustValidate(t, h.v, tok)
+	p, hit, err := h.v.Cached(t.Context(), tok)
+	if !hit || err != nil || p == nil || p.ID != want.ID {
+		t.Fatalf("validated token: %+v hit=%v err=%v, want %+v", p, hit, err, want)
+	}
+	dev := unsigned(with(claims(i.URL()), "sub", "dev-user"))
+	mustValidate(t, h.v, dev)
+	if _, hit, _ := h.v.Cached(t.Context(), dev); hit {
+		t.Fatal("an unsigned token is answered from the cache")
+	}
+	h.clock.Advance(time.Minute + 31*time.Second)
+	if _, hit, err := h.v.Cached(t.Context(), tok); !hit || reasonOf(t, err) != ReasonExpired {
+		t.Fatalf("expired token: hit=%v err=%v, want the expiry refusal", hit, err)
+	}
+}

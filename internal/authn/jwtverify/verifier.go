@@ -394,6 +394,22 @@ func (v *Verifier) validate(ctx context.Context, token string) (_ *authn.Princip
 	return p, nil
 }
 
+var _ authn.CachedValidator = (*Verifier)(nil)
+
+// Cached implements authn.CachedValidator: the token cache's answer for a
+// token validated before (ok false on a miss, or when it was signed by a
+// key no longer in its issuer's key set).
+func (v *Verifier) Cached(ctx context.Context, token string) (*authn.Principal, bool, error) {
+	if v.cache == nil || len(token) > maxTokenSize {
+		return nil, false, nil
+	}
+	p, it, ok := v.cached(ctx, sha256.Sum256([]byte(token)))
+	if it != nil {
+		return nil, ok, it
+	}
+	return p, ok, nil
+}
+
 // cached answers from the token cache. ok is false on a miss, or when
 // the entry's key is gone from the current key set (the entry is dropped
 // and the token fully validated again, giving the precise reason).
