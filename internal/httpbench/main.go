@@ -53,6 +53,7 @@ type options struct {
 	nmp         string // a prebuilt binary ("": build ./cmd/nmp)
 	keep        bool
 	only        string // comma-separated target names ("": all)
+	token       string // "rs256" (an OIDC issuer's signed tokens) or "unsigned"
 	serveEmpty  string // internal: serve the empty handler on this address
 }
 
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.nmp, "nmp", "", "an nmp binary to measure (default: build ./cmd/nmp)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, logs, scripts)")
 	fs.StringVar(&o.only, "only", "", "comma-separated targets to run (default all): "+strings.Join(targetNames(), ","))
+	fs.StringVar(&o.token, "token", "rs256", "callers' bearer tokens: rs256 (signed by an OIDC issuer this program serves, as in production) or unsigned (development JWTs, auth.allow_unsigned_jwt)")
 	fs.StringVar(&o.serveEmpty, "serve-empty", "", "internal: serve the empty handler on this address")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -85,6 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-threads must not exceed -connections")
 	case o.visible < 1 || o.workspaces < o.visible:
 		return o, errors.New("-visible must be between 1 and -workspaces")
+	case o.token != "rs256" && o.token != "unsigned":
+		return o, errors.New("-token must be rs256 or unsigned")
 	}
 	if o.only != "" {
 		known := map[string]bool{}
@@ -123,16 +127,17 @@ type target struct {
 	body   string
 }
 
-// targets are the measured requests; ws is a workspace the caller sees.
-func targets(ws string) []target {
-	user := map[string]string{"Authorization": "Bearer " + unsignedToken(benchUser)}
+// targets are the measured requests; ws is a workspace the caller sees
+// and token mints a caller's bearer token.
+func targets(ws string, token func(sub string) string) []target {
+	user := map[string]string{"Authorization": "Bearer " + token(benchUser)}
 	return []target{
 		{name: "empty", server: serverEmpty, method: "GET", path: "/"},
 		{name: "pdp-allow", server: serverAuthOn, method: "POST", path: "/apis/auth/v2/authz/allow",
-			header: map[string]string{"Authorization": "Bearer " + unsignedToken(benchAdmin), "Content-Type": "application/json"},
+			header: map[string]string{"Authorization": "Bearer " + token(benchAdmin), "Content-Type": "application/json"},
 			body:   fmt.Sprintf(`{"input":{"principal_id":%q,"method":"GET","path":"/apis/entities/v2/workspaces/%s"}}`, benchUser, ws)},
 		{name: "callout", server: serverAuthOn, method: "GET", path: "/apis/auth/authenticate",
-			header: map[string]string{"Authorization": "Bearer " + unsignedToken(benchUser), "X-Forwarded-Method": "GET",
+			header: map[string]string{"Authorization": "Bearer " + token(benchUser), "X-Forwarded-Method": "GET",
 				"X-Forwarded-Uri": "/apis/entities/v2/workspaces/" + ws}},
 		{name: "get-off", server: serverAuthOff, method: "GET", path: "/apis/entities/v2/workspaces/" + ws},
 		{name: "get-on", server: serverAuthOn, method: "GET", path: "/apis/entities/v2/workspaces/" + ws, header: user},
@@ -151,7 +156,7 @@ func unsignedToken(sub string) string {
 
 func targetNames() []string {
 	var names []string
-	for _, t := range targets("x") {
+	for _, t := range targets("x", unsignedToken) {
 		names = append(names, t.name)
 	}
 	return names
@@ -421,14 +426,23 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			_ = s.cmd.Wait()
 		}
 	}()
+	token, authOn := unsignedToken, "{enabled: true, allow_unsigned_jwt: true, authenticate_authorize: true}"
+	if o.token == "rs256" {
+		iss, err := startIssuer()
+		if err != nil {
+			return fmt.Errorf("start the token issuer: %w", err)
+		}
+		defer iss.close()
+		token, authOn = iss.token, iss.authConfig()
+	}
 	for _, name := range []string{serverEmpty, serverAuthOff, serverAuthOn} {
-		s, err := start(ctx, name, dir, bin, self)
+		s, err := start(ctx, name, dir, bin, self, authOn)
 		if err != nil {
 			return err
 		}
 		servers[name] = s
 	}
-	ts := targets(ws)
+	ts := targets(ws, token)
 	if o.only != "" {
 		keep := map[string]bool{}
 		for _, n := range strings.Split(o.only, ",") {
@@ -467,8 +481,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			samples[t.name] = append(samples[t.name], smp)
 		}
 	}
-	fmt.Fprintf(stdout, "wrk -t%d -c%d -d%s --latency, %d interleaved rounds; %d workspaces, %d visible to the caller (and system); load average (1, 5, 15 min) before: %s, after: %s\n\n",
-		o.threads, o.connections, o.duration, o.rounds, o.workspaces, o.visible, loadBefore, loadAvg())
+	fmt.Fprintf(stdout, "wrk -t%d -c%d -d%s --latency, %d interleaved rounds; %d workspaces, %d visible to the caller (and system); %s bearer tokens; load average (1, 5, 15 min) before: %s, after: %s\n\n",
+		o.threads, o.connections, o.duration, o.rounds, o.workspaces, o.visible, o.token, loadBefore, loadAvg())
 	return renderTable(stdout, aggregate(order, samples, "empty"))
 }
 
@@ -572,7 +586,7 @@ func copyDB(ctx context.Context, from, to string) error {
 }
 
 // start starts one server and waits until it answers.
-func start(ctx context.Context, name, dir, bin, self string) (*server, error) {
+func start(ctx context.Context, name, dir, bin, self, authOn string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -586,7 +600,7 @@ func start(ctx context.Context, name, dir, bin, self string) (*server, error) {
 	default:
 		sub, auth := "off", "{enabled: false}"
 		if name == serverAuthOn {
-			sub, auth = "on", "{enabled: true, allow_unsigned_jwt: true, authenticate_authorize: true}"
+			sub, auth = "on", authOn
 		}
 		cfg := fmt.Sprintf("platform: {data_dir: %q, seed_on_startup: false}\nservice: {host: 127.0.0.1, port: %d}\nauth: %s\n",
 			filepath.Join(dir, sub), port, auth)

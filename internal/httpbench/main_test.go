@@ -40,7 +40,7 @@ func TestLuaScript(t *testing.T) {
 	if got != want {
 		t.Errorf("luaScript =\n%s\nwant\n%s", got, want)
 	}
-	for _, tg := range targets("ws-1") {
+	for _, tg := range targets("ws-1", unsignedToken) {
 		if strings.Contains(tg.path, " ") || tg.method == "" {
 			t.Errorf("target %+v", tg)
 		}
