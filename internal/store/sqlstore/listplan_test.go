@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/nmp-project/nmp/internal/store"
 	"github.com/nmp-project/nmp/internal/store/pgtest"
@@ -37,17 +40,26 @@ func (c listPlanCase) sql(d *dialect) (string, []any, error) {
 	return l.pageSQL(d, c.opts)
 }
 
-// fillPlanWorkspaces gives the planner a table of a realistic size.
+// fillPlanWorkspaces gives the planner a table of a realistic size (rows
+// inserted in one transaction; the store's CreateWorkspace commits each).
 func fillPlanWorkspaces(t *testing.T, s *Store, n int) []string {
 	var names []string
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("ws-%05d", i)
-		if _, _, err := s.CreateWorkspace(context.Background(), store.NewWorkspace{Name: name}); err != nil {
-			t.Fatal(err)
+	err := s.tx(context.Background(), func(c conn) error {
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("ws-%05d", i)
+			now := store.NewTimestamp(time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC))
+			w := store.Workspace{ID: uuid.NewString(), Name: name, Audit: store.Audit{CreatedAt: now, UpdatedAt: now}}
+			if err := insertWorkspace(context.Background(), c, w); err != nil {
+				return err
+			}
+			if i%100 == 0 {
+				names = append(names, name)
+			}
 		}
-		if i%100 == 0 {
-			names = append(names, name)
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return names
 }
