@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,17 +31,17 @@ const PermissionAuditRead = "workspaces.audit.read"
 const maxAuditPage = 100
 
 // withAuditActor puts the caller p (nil: anonymous) and the request id
-// into the request's context, where the store's writes find the actor of
+// into ctx, where the store's writes find the actor of
 // their audit events.
-func withAuditActor(r *http.Request, p *authn.Principal) *http.Request {
-	a := store.AuditActor{Principal: "anonymous", RequestID: requestID(r.Context())}
+func withAuditActor(ctx context.Context, p *authn.Principal) context.Context {
+	a := store.AuditActor{Principal: "anonymous", RequestID: requestID(ctx)}
 	if p != nil && p.ID != "" {
 		a.Principal = p.ID
 		if p.OnBehalfOf != nil {
 			a.OnBehalfOf = p.OnBehalfOf.ID
 		}
 	}
-	return r.WithContext(store.WithAuditActor(r.Context(), a))
+	return store.WithAuditActor(ctx, a)
 }
 
 func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request) error {

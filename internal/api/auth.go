@@ -95,17 +95,17 @@ func (s *Server) identify(next http.Handler) http.Handler {
 			s.writeError(w, r, s.refused(r, err))
 			return
 		}
-		info(r.Context()).preauthorized = id.Authorized
+		ctx := r.Context()
+		info(ctx).preauthorized = id.Authorized
 		if id.Principal != nil {
-			r = r.WithContext(authn.WithPrincipal(r.Context(), id.Principal))
-			info(r.Context()).principal = id.Principal.ID // for the access log, outside this context
+			ctx = authn.WithPrincipal(ctx, id.Principal)
+			info(ctx).principal = id.Principal.ID // for the access log, outside this context
 			s.lastSeen.SeenCaller(id.Principal)
 			s.keyUsed(id.Principal)
 		}
 		// the actor and request id of the audit events of this request's
-		// store writes
-		r = withAuditActor(r, id.Principal)
-		next.ServeHTTP(w, r)
+		// store writes (one new request for both values)
+		next.ServeHTTP(w, r.WithContext(withAuditActor(ctx, id.Principal)))
 	})
 }
 

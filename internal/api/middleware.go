@@ -265,13 +265,24 @@ func (s *Server) decisionPointFor(path string) pdp.DecisionPoint {
 
 // isBundlePath compares segment by segment after percent-decoding each
 // one, as the policy matches paths (so %2F never splits a segment).
+// It allocates only to decode a segment that holds an escape (the PDP
+// entrypoints' paths have as many segments as the bundle's).
 func isBundlePath(escaped string) bool {
 	if strings.Count(escaped, "/") != strings.Count(BundlePath, "/") {
-		return false // another number of segments, told without allocating
+		return false // another number of segments
 	}
-	got, want := strings.Split(escaped, "/"), strings.Split(BundlePath, "/")
-	for i, seg := range got {
-		if d, err := url.PathUnescape(seg); err != nil || d != want[i] {
+	want := BundlePath
+	for escaped != "" || want != "" {
+		var got, seg string
+		got, escaped, _ = strings.Cut(escaped, "/")
+		seg, want, _ = strings.Cut(want, "/")
+		if got == seg {
+			continue // BundlePath holds no escape: equal means equal once decoded
+		}
+		if strings.IndexByte(got, '%') < 0 {
+			return false
+		}
+		if d, err := url.PathUnescape(got); err != nil || d != seg {
 			return false
 		}
 	}

@@ -41,9 +41,11 @@ func decodeSegments(escaped string) ([]string, bool) {
 	if escaped == "/" {
 		return nil, true
 	}
-	raw := strings.Split(escaped[1:], "/")
-	segs := make([]string, len(raw))
-	for i, s := range raw {
+	rest := escaped[1:]
+	segs := make([]string, strings.Count(rest, "/")+1)
+	for i := range segs {
+		var s string
+		s, rest, _ = strings.Cut(rest, "/")
 		d := s
 		if strings.IndexByte(s, '%') >= 0 {
 			var err error

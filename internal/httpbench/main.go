@@ -54,6 +54,7 @@ type options struct {
 	keep        bool
 	only        string // comma-separated target names ("": all)
 	token       string // "rs256" (an OIDC issuer's signed tokens) or "unsigned"
+	accessLog   string // service.access_log.level of both nmp servers ("": the default)
 	serveEmpty  string // internal: serve the empty handler on this address
 }
 
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, logs, scripts)")
 	fs.StringVar(&o.only, "only", "", "comma-separated targets to run (default all): "+strings.Join(targetNames(), ","))
 	fs.StringVar(&o.token, "token", "rs256", "callers' bearer tokens: rs256 (signed by an OIDC issuer this program serves, as in production) or unsigned (development JWTs, auth.allow_unsigned_jwt)")
+	fs.StringVar(&o.accessLog, "access-log", "", "service.access_log.level of both nmp servers (default: their default, info): debug, info, warn, error or off")
 	fs.StringVar(&o.serveEmpty, "serve-empty", "", "internal: serve the empty handler on this address")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -89,6 +91,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-visible must be between 1 and -workspaces")
 	case o.token != "rs256" && o.token != "unsigned":
 		return o, errors.New("-token must be rs256 or unsigned")
+	case !regexp.MustCompile(`^(|debug|info|warn|error|off)$`).MatchString(o.accessLog):
+		return o, errors.New("-access-log must be debug, info, warn, error or off")
 	}
 	if o.only != "" {
 		known := map[string]bool{}
@@ -436,7 +440,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		token, authOn = iss.token, iss.authConfig()
 	}
 	for _, name := range []string{serverEmpty, serverAuthOff, serverAuthOn} {
-		s, err := start(ctx, name, dir, bin, self, authOn)
+		s, err := start(ctx, o, name, dir, bin, self, authOn)
 		if err != nil {
 			return err
 		}
@@ -481,8 +485,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			samples[t.name] = append(samples[t.name], smp)
 		}
 	}
-	fmt.Fprintf(stdout, "wrk -t%d -c%d -d%s --latency, %d interleaved rounds; %d workspaces, %d visible to the caller (and system); %s bearer tokens; load average (1, 5, 15 min) before: %s, after: %s\n\n",
-		o.threads, o.connections, o.duration, o.rounds, o.workspaces, o.visible, o.token, loadBefore, loadAvg())
+	fmt.Fprintf(stdout, "wrk -t%d -c%d -d%s --latency, %d interleaved rounds; %d workspaces, %d visible to the caller (and system); %s bearer tokens; access log %s; load average (1, 5, 15 min) before: %s, after: %s\n\n",
+		o.threads, o.connections, o.duration, o.rounds, o.workspaces, o.visible, o.token, orDefault(o.accessLog, "at its default level"), loadBefore, loadAvg())
 	return renderTable(stdout, aggregate(order, samples, "empty"))
 }
 
@@ -586,7 +590,7 @@ func copyDB(ctx context.Context, from, to string) error {
 }
 
 // start starts one server and waits until it answers.
-func start(ctx context.Context, name, dir, bin, self, authOn string) (*server, error) {
+func start(ctx context.Context, o options, name, dir, bin, self, authOn string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -602,8 +606,12 @@ func start(ctx context.Context, name, dir, bin, self, authOn string) (*server, e
 		if name == serverAuthOn {
 			sub, auth = "on", authOn
 		}
-		cfg := fmt.Sprintf("platform: {data_dir: %q, seed_on_startup: false}\nservice: {host: 127.0.0.1, port: %d}\nauth: %s\n",
-			filepath.Join(dir, sub), port, auth)
+		accessLog := ""
+		if o.accessLog != "" {
+			accessLog = ", access_log: {level: " + o.accessLog + "}"
+		}
+		cfg := fmt.Sprintf("platform: {data_dir: %q, seed_on_startup: false}\nservice: {host: 127.0.0.1, port: %d%s}\nauth: %s\n",
+			filepath.Join(dir, sub), port, accessLog, auth)
 		file := filepath.Join(dir, "nmp-"+sub+".yaml")
 		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 			return nil, err
@@ -663,4 +671,11 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(fs[:3], " ")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -16,16 +16,18 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.duration != 5*time.Second || o.rounds != 3 || o.connections != 16 || o.workspaces != 10000 || o.visible != 20 {
+	if o.duration != 5*time.Second || o.rounds != 3 || o.connections != 16 || o.workspaces != 10000 || o.visible != 20 ||
+		o.token != "rs256" || o.accessLog != "" {
 		t.Errorf("defaults = %+v", o)
 	}
-	o, err = parseFlags([]string{"-duration", "2s", "-rounds", "5", "-only", "empty,list-on"}, io.Discard)
-	if err != nil || o.duration != 2*time.Second || o.rounds != 5 || o.only != "empty,list-on" {
+	o, err = parseFlags([]string{"-duration", "2s", "-rounds", "5", "-only", "empty,list-on", "-token", "unsigned", "-access-log", "off"}, io.Discard)
+	if err != nil || o.duration != 2*time.Second || o.rounds != 5 || o.only != "empty,list-on" || o.token != "unsigned" || o.accessLog != "off" {
 		t.Errorf("parseFlags = %+v, %v", o, err)
 	}
 	for _, bad := range [][]string{
 		{"-duration", "100ms"}, {"-rounds", "0"}, {"-threads", "32"}, {"-visible", "0"},
 		{"-workspaces", "5", "-visible", "6"}, {"-only", "nope"}, {"extra"}, {"-unknown"},
+		{"-token", "hs256"}, {"-access-log", "verbose"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q): no error", bad)
