@@ -326,6 +326,16 @@ func TestDifferential(t *testing.T) {
 	ctx := context.Background()
 	mods := policyModules(t, false)
 	modPaths := slices.Sorted(maps.Keys(mods))
+	// Under the race detector (which slows OPA's evaluator about eightfold
+	// and finds nothing in this single-goroutine test) every
+	// randomStride-th random case is evaluated; the constructed cases, which
+	// carry the coverage checks below, always are. .ci/run runs this test
+	// again without -race, every case.
+	randomStride := 1
+	if raceBuild {
+		randomStride = 4
+		t.Logf("race build: every %dth random case is evaluated (all of them without -race)", randomStride)
+	}
 	cases, randomCases, mismatches := 0, 0, 0
 	reasons := map[string]int{}     // allow reasons, all cases
 	answers := map[string]int{}     // has_permissions and has_role answers, all cases
@@ -359,7 +369,10 @@ func TestDifferential(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, c := range s.Cases {
+		for i, c := range s.Cases {
+			if c.Want == "" && i%randomStride != 0 {
+				continue
+			}
 			ep := c.Entrypoint
 			normalized, err := jsonValue(c.Input)
 			if err != nil {
@@ -398,7 +411,7 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 	}
-	if randomCases < 10000 {
+	if randomCases < 10000/randomStride {
 		t.Fatalf("only %d random cases", randomCases)
 	}
 	t.Logf("%d cases (%d random), %d mismatches; allow reasons: %v; other answers: %v", cases, randomCases, mismatches, reasons, answers)
