@@ -71,6 +71,7 @@ func newQuickstartCommand(app *App) *cobra.Command {
 			for _, w := range warnings {
 				log.Warn("configuration", "warning", w)
 			}
+			server.ApplyGCPercent(cfg, app.Environ(), log)
 			defer useDefaultLogger(log)()
 			idp, err := devidp.Start(cmd.Context(), cfg, cfg.DevIDP.ListenAddress, log)
 			if err != nil {

@@ -49,6 +49,11 @@ type ServiceConfig struct {
 	MaxHeaderBytes           int `yaml:"max_header_bytes"`
 	MaxConcurrentRequests    int `yaml:"max_concurrent_requests"`
 
+	// GCPercent is the Go garbage collector's target (debug.SetGCPercent)
+	// that `nmp services run` and `nmp quickstart` set at start, unless
+	// the GOGC environment variable is set.
+	GCPercent int `yaml:"gc_percent"`
+
 	TLS TLSConfig `yaml:"tls"`
 
 	AccessLog AccessLogConfig `yaml:"access_log"`
@@ -308,6 +313,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			IdleTimeoutSeconds:       120,
 			MaxHeaderBytes:           64 << 10,
 			MaxConcurrentRequests:    1024,
+			GCPercent:                400,
 			AccessLog:                AccessLogConfig{Level: "info", SampleRate: 1, BufferSize: 10000},
 		},
 		Auth: AuthConfig{
