@@ -13,6 +13,7 @@ import (
 	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/decisionlog"
+	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
 )
 
@@ -259,7 +260,7 @@ func (s *Server) allow(ctx context.Context, dp pdp.DecisionPoint, p *authn.Princ
 // refusal (400 invalid_scope, 401 without a principal, else 403 saying
 // what the endpoint table asks of method and path: see forbidden).
 func (s *Server) refuseDenied(f reqFacts, p *authn.Principal, d authz.Decision, method, path string) error {
-	s.metrics.AuthzDecisions.WithLabelValues(boolLabel(d.Allowed), d.Reason).Inc()
+	s.metrics.Decisions.Inc(metrics.DecisionKey{Allowed: d.Allowed, Reason: d.Reason})
 	if d.Allowed {
 		return nil
 	}

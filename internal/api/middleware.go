@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/nmp-project/nmp/internal/accesslog"
 	"github.com/nmp-project/nmp/internal/apierror"
 	"github.com/nmp-project/nmp/internal/authz"
+	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
 )
 
@@ -83,9 +83,14 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 
 func (s *Server) canonicalize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authz.CanonicalPath(r.URL.EscapedPath())
+		escaped := r.URL.EscapedPath()
+		p, ok := authz.CanonicalPath(escaped)
 		if !ok {
 			s.writeError(w, r, apierror.BadRequest("invalid_input", "Invalid request path"))
+			return
+		}
+		if p == escaped { // already canonical: Path and RawPath stand as they are
+			next.ServeHTTP(w, r)
 			return
 		}
 		u, err := url.Parse(p)
@@ -150,7 +155,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.HTTPRequests.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(sw.status)).Inc()
+		s.metrics.Requests.Inc(metrics.RequestKey{Method: methodLabel(r.Method), Route: route, Code: sw.status})
 		if !s.accessLog.Enabled(sw.status) {
 			return
 		}

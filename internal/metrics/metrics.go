@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,6 +33,24 @@ type Metrics struct {
 	// Overloaded counts requests refused because the listener already
 	// served service.max_concurrent_requests requests.
 	Overloaded prometheus.Counter
+
+	// Requests and Decisions are HTTPRequests and AuthzDecisions through
+	// a CounterCache: what the request path increments.
+	Requests  *CounterCache[RequestKey]
+	Decisions *CounterCache[DecisionKey]
+}
+
+// RequestKey is a series of nmp_http_requests_total: the method label
+// (a bounded set), the route pattern and the status code.
+type RequestKey struct {
+	Method, Route string
+	Code          int
+}
+
+// DecisionKey is a series of nmp_authz_decisions_total.
+type DecisionKey struct {
+	Allowed bool
+	Reason  string
 }
 
 // New registers the collectors on a fresh registry.
@@ -74,6 +93,12 @@ func New() *Metrics {
 	m.Overloaded = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nmp_http_overloaded_total",
 		Help: "Requests refused with 503 overloaded because service.max_concurrent_requests were being served.",
+	})
+	m.Requests = NewCounterCache(m.HTTPRequests, func(k RequestKey) []string {
+		return []string{k.Method, k.Route, strconv.Itoa(k.Code)}
+	})
+	m.Decisions = NewCounterCache(m.AuthzDecisions, func(k DecisionKey) []string {
+		return []string{strconv.FormatBool(k.Allowed), k.Reason}
 	})
 	m.registry.MustRegister(m.HTTPRequests, m.PolicyRevision, m.AuthzDecisions, m.PolicySyncFailures, m.PolicyFullLoads,
 		m.PolicyMissedChanges, m.PolicyFeedInterruptions, m.TokenValidationFailures, m.Overloaded,
