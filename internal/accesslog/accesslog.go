@@ -49,6 +49,11 @@ type Options struct {
 	// Handler formats the lines, written to its writer (nil: JSON). Its
 	// Enabled method decides, once, whether Level is logged at all.
 	Handler func(io.Writer) slog.Handler
+	// Format, when "plain" or "json", says that Handler is log/slog's
+	// TextHandler or JSONHandler with no option but a level: the writer
+	// then formats common lines itself, byte for byte as the handler
+	// would, and hands the others to the handler. "": always the handler.
+	Format string
 	// Off turns the access log off; Level is the level of its lines.
 	Off   bool
 	Level slog.Level
@@ -100,8 +105,13 @@ func New(o Options) *Logger {
 		return c
 	}
 	l := &Logger{level: o.Level, sample: asynclog.NewSampler(o.SampleRate, o.Rand)}
+	var appendFn func([]byte, Entry) ([]byte, bool)
+	if o.Format == "plain" || o.Format == "json" {
+		format, level := o.Format, o.Level
+		appendFn = func(b []byte, e Entry) ([]byte, bool) { return appendLine(b, format, level, e) }
+	}
 	l.q = asynclog.New(asynclog.Options[Entry]{Name: Component, Output: o.Output, Handler: o.Handler,
-		BufferSize: o.BufferSize, Record: l.record, Log: o.Log,
+		BufferSize: o.BufferSize, Record: l.record, Append: appendFn, Log: o.Log,
 		Written: counter("nmp_access_log_written_total", "Access log lines written (flushed) to the output."),
 		Dropped: counter("nmp_access_log_dropped_total",
 			"Access log lines dropped because the buffer was full (the request was not delayed)."),

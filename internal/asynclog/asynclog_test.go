@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nmp-project/nmp/internal/asynclog/asynclogtest"
 )
@@ -82,3 +83,34 @@ func TestFailureCounted(t *testing.T) {
 }
 
 var zeroTime time.Time
+
+// TestAppendFallsBackToHandler: values Append formats are written as it
+// formats them, the others through Record and the handler, in order, and
+// all are counted as written.
+func TestAppendFallsBackToHandler(t *testing.T) {
+	var out bytes.Buffer
+	written := prometheus.NewCounter(prometheus.CounterOpts{Name: "w", Help: "w"})
+	q := New(Options[string]{Name: "test log", Output: &out, Written: written,
+		Record: func(s string) slog.Record { return slog.NewRecord(zeroTime, slog.LevelInfo, s, 0) },
+		Append: func(b []byte, s string) ([]byte, bool) {
+			if strings.HasPrefix(s, "slow") {
+				return b, false
+			}
+			return append(append(append(b, "fast:"...), s...), '\n'), true
+		}})
+	for _, s := range []string{"a", "slow b", "c"} {
+		q.Put(s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := q.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := "fast:a\n{\"level\":\"INFO\",\"msg\":\"slow b\"}\nfast:c\n"
+	if out.String() != want {
+		t.Errorf("output %q, want %q", out.String(), want)
+	}
+	if n := testutil.ToFloat64(written); n != 3 {
+		t.Errorf("written = %v, want 3", n)
+	}
+}

@@ -58,8 +58,8 @@ func (s *Server) newAccessLog(cfg *config.Config, log *slog.Logger) *accesslog.L
 		out = s.accessLogOutput
 	}
 	return accesslog.New(accesslog.Options{Output: out, Off: off, Level: level, SampleRate: al.SampleRate,
-		BufferSize: al.BufferSize, Registerer: s.metrics.Registry(), Log: log,
-		Handler: func(w io.Writer) slog.Handler {
+		BufferSize: al.BufferSize, Registerer: s.metrics.Registry(), Log: log, Format: cfg.Service.LogFormat,
+		Handler: func(w io.Writer) slog.Handler { // NewLogger: slog's handler for Format, with a level only
 			return NewLogger(w, cfg.Service.LogLevel, cfg.Service.LogFormat).Handler()
 		}})
 }
