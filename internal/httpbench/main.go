@@ -129,20 +129,35 @@ type target struct {
 	path   string
 	header map[string]string
 	body   string
+	// same names the target sending this request's very bytes to the
+	// empty handler ("": none).
+	same string
 }
 
 // targets are the measured requests; ws is a workspace the caller sees
 // and token mints a caller's bearer token.
 func targets(ws string, token func(sub string) string) []target {
 	user := map[string]string{"Authorization": "Bearer " + token(benchUser)}
+	pdpAllow := target{name: "pdp-allow", server: serverAuthOn, method: "POST", path: "/apis/auth/v2/authz/allow",
+		header: map[string]string{"Authorization": "Bearer " + token(benchAdmin), "Content-Type": "application/json"},
+		body:   fmt.Sprintf(`{"input":{"principal_id":%q,"method":"GET","path":"/apis/entities/v2/workspaces/%s"}}`, benchUser, ws),
+		same:   "empty-pdp-allow"}
+	callout := target{name: "callout", server: serverAuthOn, method: "GET", path: "/apis/auth/authenticate",
+		header: map[string]string{"Authorization": "Bearer " + token(benchUser), "X-Forwarded-Method": "GET",
+			"X-Forwarded-Uri": "/apis/entities/v2/workspaces/" + ws},
+		same: "empty-callout"}
+	// the empty handler receiving the same bytes: what net/http and the
+	// kernel cost for this request's size, before nmp does anything
+	emptyAs := func(t target) target {
+		t.name, t.server, t.same = t.same, serverEmpty, ""
+		return t
+	}
 	return []target{
 		{name: "empty", server: serverEmpty, method: "GET", path: "/"},
-		{name: "pdp-allow", server: serverAuthOn, method: "POST", path: "/apis/auth/v2/authz/allow",
-			header: map[string]string{"Authorization": "Bearer " + token(benchAdmin), "Content-Type": "application/json"},
-			body:   fmt.Sprintf(`{"input":{"principal_id":%q,"method":"GET","path":"/apis/entities/v2/workspaces/%s"}}`, benchUser, ws)},
-		{name: "callout", server: serverAuthOn, method: "GET", path: "/apis/auth/authenticate",
-			header: map[string]string{"Authorization": "Bearer " + token(benchUser), "X-Forwarded-Method": "GET",
-				"X-Forwarded-Uri": "/apis/entities/v2/workspaces/" + ws}},
+		emptyAs(pdpAllow),
+		emptyAs(callout),
+		pdpAllow,
+		callout,
 		{name: "get-off", server: serverAuthOff, method: "GET", path: "/apis/entities/v2/workspaces/" + ws},
 		{name: "get-on", server: serverAuthOn, method: "GET", path: "/apis/entities/v2/workspaces/" + ws, header: user},
 		{name: "list-off", server: serverAuthOff, method: "GET", path: "/apis/entities/v2/workspaces"},
@@ -202,6 +217,7 @@ type result struct {
 	p50, p99   time.Duration // median over rounds
 	cpuPerReq  time.Duration // total CPU / total requests
 	ratio      float64       // cpuPerReq / baseline's (0: no baseline)
+	sameRatio  float64       // cpuPerReq / the same request's on the empty handler (0: not measured)
 	non2xx     int64
 	socketErrs int64
 }
@@ -220,8 +236,9 @@ func median[T int64 | float64 | time.Duration](xs []T) T {
 }
 
 // aggregate turns the samples of each target (in order) into results,
-// the ratio against the target named baseline.
-func aggregate(order []string, samples map[string][]sample, baseline string) []result {
+// the ratio against the target named baseline and the one against the
+// target same names (the same request on the empty handler).
+func aggregate(order []string, samples map[string][]sample, baseline string, same map[string]string) []result {
 	var out []result
 	for _, name := range order {
 		ss := samples[name]
@@ -254,9 +271,16 @@ func aggregate(order []string, samples map[string][]sample, baseline string) []r
 			base = r.cpuPerReq
 		}
 	}
+	cpu := map[string]time.Duration{}
+	for _, r := range out {
+		cpu[r.name] = r.cpuPerReq
+	}
 	for i := range out {
 		if base > 0 {
 			out[i].ratio = float64(out[i].cpuPerReq) / float64(base)
+		}
+		if c := cpu[same[out[i].name]]; c > 0 {
+			out[i].sameRatio = float64(out[i].cpuPerReq) / float64(c)
 		}
 	}
 	return out
@@ -264,19 +288,21 @@ func aggregate(order []string, samples map[string][]sample, baseline string) []r
 
 // renderTable writes the results as a Markdown table.
 func renderTable(w io.Writer, rs []result) error {
-	fmt.Fprintln(w, "| Target | Requests/s | p50 | p99 | CPU/request | × baseline CPU |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
-	for _, r := range rs {
-		ratio := "–"
-		if r.ratio > 0 {
-			ratio = fmt.Sprintf("%.2f×", r.ratio)
+	fmt.Fprintln(w, "| Target | Requests/s | p50 | p99 | CPU/request | × baseline CPU | × same request on the empty handler |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	times := func(x float64) string {
+		if x > 0 {
+			return fmt.Sprintf("%.2f×", x)
 		}
+		return "–"
+	}
+	for _, r := range rs {
 		note := ""
 		if r.non2xx > 0 || r.socketErrs > 0 {
 			note = fmt.Sprintf(" (%d non-2xx, %d socket errors)", r.non2xx, r.socketErrs)
 		}
-		if _, err := fmt.Fprintf(w, "| %s%s | %.0f | %s | %s | %.1f µs | %s |\n", r.name, note, r.rps,
-			fmtDur(r.p50), fmtDur(r.p99), float64(r.cpuPerReq)/float64(time.Microsecond), ratio); err != nil {
+		if _, err := fmt.Fprintf(w, "| %s%s | %.0f | %s | %s | %.1f µs | %s | %s |\n", r.name, note, r.rps,
+			fmtDur(r.p50), fmtDur(r.p99), float64(r.cpuPerReq)/float64(time.Microsecond), times(r.ratio), times(r.sameRatio)); err != nil {
 			return err
 		}
 	}
@@ -461,8 +487,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		ts = sel
 	}
 	var order []string
+	same := map[string]string{}
 	for _, t := range ts {
 		order = append(order, t.name)
+		same[t.name] = t.same
 		if err := os.WriteFile(filepath.Join(dir, t.name+".lua"), []byte(luaScript(t)), 0o600); err != nil {
 			return err
 		}
@@ -487,7 +515,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrk -t%d -c%d -d%s --latency, %d interleaved rounds; %d workspaces, %d visible to the caller (and system); %s bearer tokens; access log %s; load average (1, 5, 15 min) before: %s, after: %s\n\n",
 		o.threads, o.connections, o.duration, o.rounds, o.workspaces, o.visible, o.token, orDefault(o.accessLog, "at its default level"), loadBefore, loadAvg())
-	return renderTable(stdout, aggregate(order, samples, "empty"))
+	return renderTable(stdout, aggregate(order, samples, "empty", same))
 }
 
 // measure runs wrk once against s, reading s's CPU time around it.

@@ -84,10 +84,12 @@ func TestTable(t *testing.T) {
 	samples := map[string][]sample{
 		"empty": {{requests: 100000, rps: 20000, p50: 400 * time.Microsecond, p99: 2 * time.Millisecond, cpu: 2 * time.Second},
 			{requests: 100000, rps: 22000, p50: 300 * time.Microsecond, p99: 4 * time.Millisecond, cpu: 2 * time.Second}},
-		"list-on": {{requests: 10000, rps: 2000, p50: 5 * time.Millisecond, p99: 20 * time.Millisecond, cpu: time.Second, non2xx: 1}},
+		"list-on":    {{requests: 10000, rps: 2000, p50: 5 * time.Millisecond, p99: 20 * time.Millisecond, cpu: time.Second, non2xx: 1}},
+		"empty-list": {{requests: 10000, rps: 2000, p50: time.Millisecond, p99: 2 * time.Millisecond, cpu: time.Second / 4}},
 	}
-	rs := aggregate([]string{"empty", "list-on", "absent"}, samples, "empty")
-	if len(rs) != 2 || rs[0].cpuPerReq != 20*time.Microsecond || rs[1].cpuPerReq != 100*time.Microsecond || rs[1].ratio != 5 {
+	rs := aggregate([]string{"empty", "empty-list", "list-on", "absent"}, samples, "empty", map[string]string{"list-on": "empty-list"})
+	if len(rs) != 3 || rs[0].cpuPerReq != 20*time.Microsecond || rs[2].cpuPerReq != 100*time.Microsecond || rs[2].ratio != 5 ||
+		rs[2].sameRatio != 4 || rs[0].sameRatio != 0 {
 		t.Fatalf("aggregate = %+v", rs)
 	}
 	if rs[0].rps != 21000 || rs[0].p50 != 350*time.Microsecond {
@@ -97,10 +99,11 @@ func TestTable(t *testing.T) {
 	if err := renderTable(&b, rs); err != nil {
 		t.Fatal(err)
 	}
-	want := `| Target | Requests/s | p50 | p99 | CPU/request | × baseline CPU |
-|---|---:|---:|---:|---:|---:|
-| empty | 21000 | 350 µs | 3.00 ms | 20.0 µs | 1.00× |
-| list-on (1 non-2xx, 0 socket errors) | 2000 | 5.00 ms | 20.00 ms | 100.0 µs | 5.00× |
+	want := `| Target | Requests/s | p50 | p99 | CPU/request | × baseline CPU | × same request on the empty handler |
+|---|---:|---:|---:|---:|---:|---:|
+| empty | 21000 | 350 µs | 3.00 ms | 20.0 µs | 1.00× | – |
+| empty-list | 2000 | 1.00 ms | 2.00 ms | 25.0 µs | 1.25× | – |
+| list-on (1 non-2xx, 0 socket errors) | 2000 | 5.00 ms | 20.00 ms | 100.0 µs | 5.00× | 4.00× |
 `
 	if b.String() != want {
 		t.Errorf("table =\n%s\nwant\n%s", b.String(), want)
