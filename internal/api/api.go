@@ -113,6 +113,7 @@ type Server struct {
 	propagationTimeout time.Duration
 	hardening          HardeningOptions
 	mux                *http.ServeMux
+	patterns           []string // every pattern of mux
 	lastSeen           *lastseen.Recorder
 	keys               AccessKeyOptions
 	keyUse             *lastseen.Recorder
@@ -154,14 +155,20 @@ func newServer(o Options) *Server {
 	return s
 }
 
-func (s *Server) handle(pattern string, h handlerFunc) { s.mux.Handle(pattern, s.serve(h)) }
+func (s *Server) handle(pattern string, h handlerFunc) { s.handleHTTP(pattern, s.serve(h)) }
+
+// handleHTTP registers h on the router, and pattern in s.patterns.
+func (s *Server) handleHTTP(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.Handle(pattern, h)
+}
 
 func (s *Server) routes() {
 	s.handle("GET /health/live", s.live)
 	s.handle("GET /health/ready", s.ready)
 	s.handle("GET /status", s.status)
 	s.handle("GET /cluster-info", s.clusterInfo)
-	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	s.handleHTTP("GET /metrics", s.metrics.Handler())
 	s.handle("GET /apis/auth/discovery", s.discovery)
 	s.handle("GET /apis/auth/jwks", s.jwks)
 	s.handle("/apis/auth/authenticate", s.authenticateCallout)

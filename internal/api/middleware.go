@@ -29,6 +29,11 @@ type reqInfo struct {
 	// identify, read by observe, which sees the request before identify
 	// adds the principal to its context).
 	principal string
+	// handler and pattern are what the router matched (set by observe;
+	// pattern "" when nothing did): dispatch serves them without
+	// matching again.
+	handler http.Handler
+	pattern string
 }
 
 type infoKey struct{}
@@ -145,8 +150,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		ri := info(r.Context())
 		// The route is known before identify and authorize run, so that a
-		// request they refuse is counted under its route too.
-		ri.route = s.routeOf(r)
+		// request they refuse is counted under its route too. The match
+		// is kept for dispatch: the router matches each request once.
+		ri.handler, ri.pattern = s.mux.Handler(r)
+		ri.route = routeLabel(ri.pattern)
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
@@ -205,31 +212,77 @@ func (s *Server) methodNotAllowed(r *http.Request) (allow string, ok bool) {
 // unknown routes as JSON errors.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	// observe matched the route on the same method and canonical path
-	// (nothing after it changes them); match again only when it did not.
-	pattern := info(r.Context()).route
-	if pattern == "" {
-		pattern = s.routeOf(r)
-	}
-	if pattern == "" { // checkMethod answered unknown methods on known paths
+	// (nothing after it changes them).
+	ri := info(r.Context())
+	if ri.pattern == "" { // checkMethod answered unknown methods on known paths
 		s.writeError(w, r, apierror.New(http.StatusNotFound, "not_found", "Not Found"))
 		return
 	}
-	info(r.Context()).route = pattern
 	if err := checkWaitParam(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	// what ServeMux.ServeHTTP would do after its match
+	r.Pattern = ri.pattern
+	setPathValues(r, ri.pattern)
+	ri.handler.ServeHTTP(w, r)
 }
 
-// routeOf is the ServeMux pattern r matches, without its method ("" when
-// none does): a metric label from a fixed set, whatever the path.
-func (s *Server) routeOf(r *http.Request) string {
-	_, pattern := s.mux.Handler(r)
+// routeLabel is a ServeMux pattern without its method ("" when none
+// matched): a metric label from a fixed set, whatever the path.
+func routeLabel(pattern string) string {
 	if _, path, ok := strings.Cut(pattern, " "); ok {
 		return path
 	}
 	return pattern
+}
+
+// setPathValues sets the wildcards of pattern, a pattern of the router
+// that matched r, to their values in r's escaped path, as the router
+// does: each {name} the percent-decoded segment at its place, a final
+// {name...} the decoded rest of the path. The server's paths are
+// canonical (no empty segment, no trailing slash), so segments line up.
+// TestSetPathValuesAsServeMux compares it with the router on every
+// pattern.
+func setPathValues(r *http.Request, pattern string) {
+	p := routeLabel(pattern)
+	path := r.URL.EscapedPath()
+	for p != "" && path != "" {
+		var pseg, seg string
+		pseg, p = nextSegment(p)
+		if name, ok := strings.CutPrefix(pseg, "{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if name, ok := strings.CutSuffix(name, "..."); ok {
+				r.SetPathValue(name, pathUnescape(path[1:]))
+				return
+			}
+			seg, path = nextSegment(path)
+			r.SetPathValue(name, pathUnescape(seg))
+			continue
+		}
+		_, path = nextSegment(path)
+	}
+}
+
+// nextSegment splits "/seg/rest" into "seg" and "/rest".
+func nextSegment(path string) (seg, rest string) {
+	path = path[1:]
+	if i := strings.IndexByte(path, '/'); i >= 0 {
+		return path[:i], path[i:]
+	}
+	return path, ""
+}
+
+// pathUnescape decodes a segment as the router does (an invalid escape
+// leaves it as it is; the server's paths have none).
+func pathUnescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 // methodLabel is the request method as a metric label: one of the

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/nmp-project/nmp/internal/config"
+	"github.com/nmp-project/nmp/internal/metrics"
+)
+
+// TestSetPathValuesAsServeMux: dispatch serves the match observe made,
+// setting the wildcards itself; for every pattern of the server and
+// values with escapes, slashes and non-ASCII, the values must be the
+// router's own.
+func TestSetPathValuesAsServeMux(t *testing.T) {
+	s := newServer(Options{Config: config.Default(), Metrics: metrics.New()})
+	s.routes()
+	if len(s.patterns) < 30 {
+		t.Fatalf("only %d patterns recorded", len(s.patterns))
+	}
+	wildcard := regexp.MustCompile(`\{[^}]*\}`)
+	values := []struct {
+		name, single, multi string
+	}{
+		{name: "plain", single: "ml-team", multi: "v2/workspaces/ml-team"},
+		{name: "escaped slash", single: "a%2Fb", multi: "a%2Fb/c"},
+		{name: "non-ASCII", single: "%C3%A9t%C3%A9", multi: "%C3%A9/x"},
+		{name: "escaped percent and space", single: "100%25%20sure", multi: "x/100%25"},
+		{name: "plus stays", single: "a+b", multi: "a+b"},
+	}
+	checked := 0
+	for _, pattern := range s.patterns {
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			method, path = "GET", pattern
+		}
+		names := wildcard.FindAllString(path, -1)
+		for _, v := range values {
+			escaped := wildcard.ReplaceAllStringFunc(path, func(w string) string {
+				if strings.HasSuffix(w, "...}") {
+					return v.multi
+				}
+				return v.single
+			})
+			// the router's values
+			want := map[string]string{}
+			var gotPattern string
+			mux := http.NewServeMux()
+			mux.HandleFunc(pattern, func(_ http.ResponseWriter, r *http.Request) {
+				gotPattern = r.Pattern
+				for _, n := range names {
+					n = strings.TrimSuffix(strings.Trim(n, "{}"), "...")
+					want[n] = r.PathValue(n)
+				}
+			})
+			mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, escaped, nil))
+			if gotPattern != pattern {
+				t.Fatalf("%s: the router did not match %s to it", pattern, escaped)
+			}
+			// observe's match and setPathValues
+			r := httptest.NewRequest(method, escaped, nil)
+			if _, p := s.mux.Handler(r); p != pattern {
+				t.Fatalf("%s: the server's router matched %s to %q", pattern, escaped, p)
+			}
+			setPathValues(r, pattern)
+			for n, w := range want {
+				if got := r.PathValue(n); got != w {
+					t.Errorf("%s, %s: %s = %q, the router's %q", pattern, v.name, n, got, w)
+				}
+			}
+			checked += len(want)
+		}
+	}
+	if checked < 50 {
+		t.Errorf("only %d wildcard values compared", checked)
+	}
+}
