@@ -165,7 +165,11 @@ func (s *Server) checkGateway(ctx context.Context, req GatewayRequest) (GatewayR
 // setIdentityHeaders writes the trusted identity headers a gateway
 // forwards upstream: each only when it has a value.
 func setIdentityHeaders(h http.Header, p *authn.Principal, authorized bool) {
-	eachIdentityHeader(p, authorized, h.Set)
+	vals := make([]string, 0, 5) // one array for every value: h.Set allocates one per header
+	eachIdentityHeader(p, authorized, func(name, v string) {
+		vals = append(vals, v)
+		h[authn.HeaderKey(name)] = vals[len(vals)-1 : len(vals) : len(vals)]
+	})
 }
 
 // IdentityHeaderValues are the identity headers an allowed gateway check

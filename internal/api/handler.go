@@ -68,8 +68,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.Status, ae.Body())
 }
 
+// jsonContentType is the Content-Type of every JSON answer, shared by
+// them (nothing modifies a header's value slice in place; Set and Add
+// replace it), so that setting it allocates nothing.
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	if err := enc.Encode(v); err != nil {

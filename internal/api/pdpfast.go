@@ -306,7 +306,7 @@ func appendJSONBool(b []byte, v bool) []byte {
 
 // writeJSONBytes writes an encoded answer the way writeJSON does.
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	if _, err := w.Write(body); err != nil {
 		slog.Debug("write response", "error", err)

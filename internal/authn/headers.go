@@ -36,6 +36,25 @@ var canonicalIdentityHeaders = func() []string {
 	return out
 }()
 
+// headerKeys maps each identity header to its key in an http.Header.
+var headerKeys = func() map[string]string {
+	m := make(map[string]string, len(IdentityHeaders))
+	for i, name := range IdentityHeaders {
+		m[name] = canonicalIdentityHeaders[i]
+	}
+	return m
+}()
+
+// HeaderKey is name's key in an http.Header: computed once for the
+// identity headers, whose names are not in canonical form (http.Header's
+// methods would canonicalize them, and allocate, on every call).
+func HeaderKey(name string) string {
+	if k, ok := headerKeys[name]; ok {
+		return k
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
 // HasIdentityHeaders reports whether any identity header is present.
 func HasIdentityHeaders(h http.Header) bool {
 	for _, name := range canonicalIdentityHeaders {
@@ -53,7 +72,7 @@ func invalidHeader(name, msg string) *Rejection {
 
 // single returns the header's one value; a repeated header is refused.
 func single(h http.Header, name string) (string, bool, error) {
-	vs := h.Values(name)
+	vs := h[HeaderKey(name)]
 	switch {
 	case len(vs) == 0:
 		return "", false, nil

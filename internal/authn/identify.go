@@ -147,7 +147,7 @@ func (i *Identifier) Identify(ctx context.Context, c Credentials) (Identity, err
 		return Identity{}, err
 	}
 	if !i.cfg.Enabled || p != nil {
-		authorized := i.cfg.Enabled && p != nil && strings.EqualFold(c.Header.Get(HeaderAuthorized), "true") &&
+		authorized := i.cfg.Enabled && p != nil && strings.EqualFold(c.Header.Get(HeaderKey(HeaderAuthorized)), "true") &&
 			i.TrustedPeer(c.Peer)
 		return Identity{Principal: p, Authorized: authorized}, nil
 	}
