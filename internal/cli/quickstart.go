@@ -71,7 +71,7 @@ func newQuickstartCommand(app *App) *cobra.Command {
 			for _, w := range warnings {
 				log.Warn("configuration", "warning", w)
 			}
-			server.ApplyGCPercent(cfg, app.Environ(), log)
+			defer server.StartGCTuner(cfg, app.Environ(), log).Stop()
 			defer useDefaultLogger(log)()
 			idp, err := devidp.Start(cmd.Context(), cfg, cfg.DevIDP.ListenAddress, log)
 			if err != nil {

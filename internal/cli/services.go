@@ -44,7 +44,7 @@ func newServicesRunCommand(app *App) *cobra.Command {
 			for _, w := range warnings {
 				log.Warn("configuration", "warning", w)
 			}
-			server.ApplyGCPercent(cfg, app.Environ(), log)
+			defer server.StartGCTuner(cfg, app.Environ(), log).Stop()
 			if cfg.DevelopmentMode() {
 				log.Warn("development mode: auth is enabled without OIDC or access keys, so identity headers are accepted from any client")
 			}

@@ -49,10 +49,11 @@ type ServiceConfig struct {
 	MaxHeaderBytes           int `yaml:"max_header_bytes"`
 	MaxConcurrentRequests    int `yaml:"max_concurrent_requests"`
 
-	// GCPercent is the Go garbage collector's target (debug.SetGCPercent)
-	// that `nmp services run` and `nmp quickstart` set at start, unless
+	// GCMinHeapMiB is the heap size below which the garbage collector
+	// of `nmp services run` and `nmp quickstart` does not start a
+	// collection (0: Go's default; internal/server.StartGCTuner), unless
 	// the GOGC environment variable is set.
-	GCPercent int `yaml:"gc_percent"`
+	GCMinHeapMiB int `yaml:"gc_min_heap_mib"`
 
 	TLS TLSConfig `yaml:"tls"`
 
@@ -313,7 +314,7 @@ func defaults(lookup func(string) (string, bool)) *Config {
 			IdleTimeoutSeconds:       120,
 			MaxHeaderBytes:           64 << 10,
 			MaxConcurrentRequests:    1024,
-			GCPercent:                400,
+			GCMinHeapMiB:             64,
 			AccessLog:                AccessLogConfig{Level: "info", SampleRate: 1, BufferSize: 10000},
 		},
 		Auth: AuthConfig{

@@ -29,7 +29,7 @@ func TestDefault(t *testing.T) {
 		{"service.idle_timeout_seconds", c.Service.IdleTimeoutSeconds, 120},
 		{"service.max_header_bytes", c.Service.MaxHeaderBytes, 65536},
 		{"service.max_concurrent_requests", c.Service.MaxConcurrentRequests, 1024},
-		{"service.gc_percent", c.Service.GCPercent, 400},
+		{"service.gc_min_heap_mib", c.Service.GCMinHeapMiB, 64},
 		{"auth.enabled", c.Auth.Enabled, false},
 		{"auth.policy_decision_point_provider", c.Auth.PolicyDecisionPointProvider, "embedded"},
 		{"auth.policy_decision_point_base_url", c.Auth.PolicyDecisionPointBaseURL, "http://localhost:8080"},

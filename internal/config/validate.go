@@ -102,7 +102,7 @@ func (c *Config) validateService(p *problems) {
 	atLeast(p, "service.idle_timeout_seconds", s.IdleTimeoutSeconds, 0)
 	atLeast(p, "service.max_header_bytes", s.MaxHeaderBytes, 4096)
 	atLeast(p, "service.max_concurrent_requests", s.MaxConcurrentRequests, 0)
-	inRange(p, "service.gc_percent", s.GCPercent, 25, 10000)
+	inRange(p, "service.gc_min_heap_mib", s.GCMinHeapMiB, 0, 1<<20)
 	if !c.Auth.Enabled && !isLoopbackHost(s.Host) {
 		p.warnf("service.host", "auth is disabled and the server listens on the non-loopback address %q: every request is allowed", s.Host)
 	}

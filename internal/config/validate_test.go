@@ -158,7 +158,7 @@ func TestValidateErrors(t *testing.T) {
 			c.Service.IdleTimeoutSeconds = -1
 			c.Service.MaxHeaderBytes = 100
 			c.Service.MaxConcurrentRequests = -1
-			c.Service.GCPercent = 24
+			c.Service.GCMinHeapMiB = -1
 			c.Entities.DatabaseConfig.PoolWaitTimeoutSeconds = 0
 		}, []string{
 			"service.read_header_timeout_seconds: must be at least 1, got 0",
@@ -167,7 +167,7 @@ func TestValidateErrors(t *testing.T) {
 			"service.idle_timeout_seconds: must be at least 0, got -1",
 			"service.max_header_bytes: must be at least 4096, got 100",
 			"service.max_concurrent_requests: must be at least 0, got -1",
-			"service.gc_percent: must be between 25 and 10000, got 24",
+			"service.gc_min_heap_mib: must be between 0 and 1048576, got -1",
 			"entities.database_config.pool_wait_timeout_seconds: must be at least 1, got 0",
 		}},
 		{"zero refresh interval", func(c *Config) { c.Auth.PolicyDataRefreshInterval = 0 },
