@@ -73,7 +73,8 @@ type pdpRequest struct {
 // fastPDPInput decodes body in one pass; ok is false whenever the
 // validating reader must decide (see above).
 func fastPDPInput(entrypoint string, body []byte) (q pdpRequest, ok bool) {
-	s := scanner{b: body}
+	// one copy of the body: every name and value is a substring of it
+	s := scanner{b: body, src: string(body)}
 	if !s.next('{') {
 		return q, false
 	}
@@ -180,8 +181,9 @@ func (f *pdpFields) request(entrypoint string) (q pdpRequest, ok bool) {
 
 // scanner reads the subset of JSON the one-pass reader accepts.
 type scanner struct {
-	b []byte
-	i int
+	b   []byte
+	src string // b as a string: the strings read are its substrings
+	i   int
 }
 
 func (s *scanner) space() {
@@ -236,7 +238,7 @@ func (s *scanner) str() (string, bool) {
 				return "", false
 			}
 			s.i = j + 1
-			return string(raw), true
+			return s.src[start:j], true
 		case c == '\\' || c < 0x20:
 			return "", false
 		case c >= utf8.RuneSelf:
