@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,18 +29,17 @@ const PermissionAuditRead = "workspaces.audit.read"
 
 const maxAuditPage = 100
 
-// withAuditActor puts the caller p (nil: anonymous) and the request id
-// into ctx, where the store's writes find the actor of
-// their audit events.
-func withAuditActor(ctx context.Context, p *authn.Principal) context.Context {
-	a := store.AuditActor{Principal: "anonymous", RequestID: requestID(ctx)}
+// auditActor is the actor of the audit events of the caller p's store
+// writes (nil: anonymous) in the request with id requestID.
+func auditActor(p *authn.Principal, requestID string) store.AuditActor {
+	a := store.AuditActor{Principal: "anonymous", RequestID: requestID}
 	if p != nil && p.ID != "" {
 		a.Principal = p.ID
 		if p.OnBehalfOf != nil {
 			a.OnBehalfOf = p.OnBehalfOf.ID
 		}
 	}
-	return store.WithAuditActor(ctx, a)
+	return a
 }
 
 func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request) error {

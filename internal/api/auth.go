@@ -97,16 +97,22 @@ func (s *Server) identify(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		info(ctx).preauthorized = id.Authorized
+		ri, ok := ctx.Value(infoKey{}).(*reqInfo)
+		if !ok { // not under withRequestID: a request context of its own
+			ri = &reqInfo{}
+			ctx = &requestContext{Context: ctx, ri: ri}
+			r = r.WithContext(ctx)
+		}
+		ri.preauthorized = id.Authorized
 		if id.Principal != nil {
-			ctx = authn.WithPrincipal(ctx, id.Principal)
-			info(ctx).principal = id.Principal.ID // for the access log, outside this context
+			ri.principal = id.Principal.ID // for the access log
 			s.lastSeen.SeenCaller(id.Principal)
 			s.keyUsed(id.Principal)
 		}
-		// the actor and request id of the audit events of this request's
-		// store writes (one new request for both values)
-		next.ServeHTTP(w, r.WithContext(withAuditActor(ctx, id.Principal)))
+		// From here the request's context answers the principal and the
+		// actor (and request id) of the audit events of its store writes.
+		ri.identified, ri.caller = true, id.Principal
+		next.ServeHTTP(w, r)
 	})
 }
 

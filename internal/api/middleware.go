@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -13,9 +15,11 @@ import (
 
 	"github.com/nmp-project/nmp/internal/accesslog"
 	"github.com/nmp-project/nmp/internal/apierror"
+	"github.com/nmp-project/nmp/internal/authn"
 	"github.com/nmp-project/nmp/internal/authz"
 	"github.com/nmp-project/nmp/internal/metrics"
 	"github.com/nmp-project/nmp/internal/pdp"
+	"github.com/nmp-project/nmp/internal/store"
 )
 
 // reqInfo is per-request state shared by the middleware stages.
@@ -34,6 +38,11 @@ type reqInfo struct {
 	// matching again.
 	handler http.Handler
 	pattern string
+	// identified: identify established the caller, caller (nil when
+	// anonymous); the request context answers authn.FromContext and
+	// store.AuditActorFrom from them.
+	identified bool
+	caller     *authn.Principal
 }
 
 type infoKey struct{}
@@ -45,6 +54,32 @@ func info(ctx context.Context) *reqInfo {
 	return &reqInfo{}
 }
 
+// requestContext is a request's context: its parent's, plus the request's
+// state (reqInfo), which answers the request id, and once the caller is
+// identified the principal and the audit actor. identify then records
+// the caller in it instead of deriving a context and a request from each
+// value.
+type requestContext struct {
+	context.Context
+	ri *reqInfo
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key.(type) {
+	case infoKey:
+		return c.ri
+	case authn.PrincipalKey:
+		if c.ri.identified {
+			return c.ri.caller
+		}
+	case store.AuditActorKey:
+		if c.ri.identified {
+			return auditActor(c.ri.caller, c.ri.id)
+		}
+	}
+	return c.Context.Value(key)
+}
+
 func requestID(ctx context.Context) string { return info(ctx).id }
 
 // withRequestID echoes a client X-Request-Id of 1-128 printable ASCII
@@ -53,11 +88,24 @@ func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !printableID(id) {
-			id = uuid.NewString()
+			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, &reqInfo{id: id})))
+		next.ServeHTTP(w, r.WithContext(&requestContext{Context: r.Context(), ri: &reqInfo{id: id}}))
 	})
+}
+
+// newRequestID is a random (version 4) UUID. Request ids correlate log
+// lines and audit events; they are not secrets, so the bits come from
+// math/rand/v2's per-thread ChaCha8 generator (seeded by the runtime from
+// the system's randomness) rather than a system call per request.
+func newRequestID() string {
+	var u uuid.UUID
+	binary.LittleEndian.PutUint64(u[:8], mrand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], mrand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u.String()
 }
 
 func printableID(s string) bool {

@@ -63,15 +63,18 @@ func (p *Principal) OwnerKey() string {
 	return u.ID
 }
 
-type ctxKey struct{}
+// PrincipalKey is the key of the principal in a context: WithPrincipal
+// uses it, and a context that carries a request's state itself (the
+// API's request context) answers it with a *Principal.
+type PrincipalKey struct{}
 
 // WithPrincipal returns a context carrying p.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, ctxKey{}, p)
+	return context.WithValue(ctx, PrincipalKey{}, p)
 }
 
 // FromContext returns the request's principal, or nil when anonymous.
 func FromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(ctxKey{}).(*Principal)
+	p, _ := ctx.Value(PrincipalKey{}).(*Principal)
 	return p
 }

@@ -38,18 +38,21 @@ type AuditActor struct {
 	RequestID  string
 }
 
-type auditActorKey struct{}
+// AuditActorKey is the key of the audit actor in a context:
+// WithAuditActor uses it, and a context that carries a request's state
+// itself (the API's request context) answers it with an AuditActor.
+type AuditActorKey struct{}
 
 // WithAuditActor returns ctx carrying a, the actor of the audit events of
 // every store write made with it.
 func WithAuditActor(ctx context.Context, a AuditActor) context.Context {
-	return context.WithValue(ctx, auditActorKey{}, a)
+	return context.WithValue(ctx, AuditActorKey{}, a)
 }
 
 // AuditActorFrom returns the actor ctx carries (WithAuditActor) and
 // whether there is one.
 func AuditActorFrom(ctx context.Context) (AuditActor, bool) {
-	a, ok := ctx.Value(auditActorKey{}).(AuditActor)
+	a, ok := ctx.Value(AuditActorKey{}).(AuditActor)
 	return a, ok
 }
 

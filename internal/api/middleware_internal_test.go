@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/nmp-project/nmp/internal/config"
 	"github.com/nmp-project/nmp/internal/metrics"
 )
@@ -76,5 +78,21 @@ func TestSetPathValuesAsServeMux(t *testing.T) {
 	}
 	if checked < 50 {
 		t.Errorf("only %d wildcard values compared", checked)
+	}
+}
+
+// TestNewRequestID: request ids are version 4 UUIDs, and distinct.
+func TestNewRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newRequestID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id {
+			t.Fatalf("request id %q: %v, version %d, variant %v", id, err, u.Version(), u.Variant())
+		}
+		if seen[id] {
+			t.Fatalf("request id %q twice", id)
+		}
+		seen[id] = true
 	}
 }
