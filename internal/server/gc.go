@@ -90,12 +90,9 @@ func (t *GCTuner) Stop() {
 
 // sentinel is garbage whose finalizer runs once a collection has found
 // it unreachable: after every collection, since each run arms a new one.
-// (It holds a pointer and is larger than 16 bytes, so it is never put in
-// a tiny-object block, whose finalizers may never run.)
-type sentinel struct {
-	t   *GCTuner
-	pad [3]uintptr
-}
+// (It holds a pointer, so it is never put in a tiny-object block, whose
+// finalizers may never run.)
+type sentinel struct{ t *GCTuner }
 
 func (t *GCTuner) arm() {
 	runtime.SetFinalizer(&sentinel{t: t}, func(s *sentinel) {
