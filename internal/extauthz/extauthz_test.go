@@ -122,9 +122,14 @@ func TestCorpusMatchesCallout(t *testing.T) {
 	for _, tr := range []struct {
 		name string
 		tls  *tlsPair
-	}{{name: "plaintext"}, {name: "mutual TLS", tls: &tlsPair{serverTLS, clientTLS}}} {
+		// under -race, which slows every case about fivefold and finds
+		// nothing in this one-request-at-a-time loop, each pass sends a
+		// different quarter of the cases with a principal (and every
+		// anonymous one); .ci/run runs the test again without -race
+		offset int
+	}{{name: "plaintext"}, {name: "mutual TLS", tls: &tlsPair{serverTLS, clientTLS}, offset: 2}} {
 		t.Run(tr.name, func(t *testing.T) {
-			var compared, allowed, anonymous int
+			var compared, allowed, anonymous, seen int
 			for _, p := range paths {
 				b, err := os.ReadFile(p)
 				if err != nil {
@@ -145,6 +150,9 @@ func TestCorpusMatchesCallout(t *testing.T) {
 						continue
 					}
 					r := requestOf(c.Input)
+					if seen++; raceBuild && r.id != "" && seen%4 != tr.offset {
+						continue
+					}
 					name := filepath.Base(p) + ": " + c.Note
 					headers := map[string]string{"user-agent": "corpus"}
 					authorization := ""
@@ -198,7 +206,7 @@ func TestCorpusMatchesCallout(t *testing.T) {
 			}
 			// The comparison is not vacuous: most cases have a principal
 			// and a good share is allowed.
-			if compared < 150 || allowed < 60 || anonymous == 0 {
+			if compared < 150 || allowed < 60 || anonymous == 0 || (!raceBuild && compared < 2000) {
 				t.Fatalf("compared %d, allowed %d, anonymous %d: the corpus did not exercise the server", compared, allowed, anonymous)
 			}
 			t.Logf("%d cases compared with the callout, %d anonymous, %d allowed", compared, anonymous, allowed)
@@ -207,6 +215,10 @@ func TestCorpusMatchesCallout(t *testing.T) {
 }
 
 type tlsPair struct{ server, client *tls.Config }
+
+// raceBuild is true when the tests run with the race detector
+// (racebuild_test.go).
+var raceBuild bool
 
 // TestSpoofedIdentityHeaders: identity headers a client sends through
 // Envoy never become identity. In development mode they are ignored: the
