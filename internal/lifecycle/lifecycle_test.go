@@ -32,12 +32,17 @@ func (e *events) String() string {
 type reporter struct {
 	mu   sync.Mutex
 	errs map[string]error
+	set  chan struct{} // nil, or told of each Set
 }
 
 func (r *reporter) Set(c string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.errs[c] = err
+	select {
+	case r.set <- struct{}{}:
+	default:
+	}
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -81,13 +86,14 @@ func TestEarlyEndIsAFailure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := &reporter{errs: map[string]error{}}
-			ended := make(chan struct{})
+			rep := &reporter{errs: map[string]error{}, set: make(chan struct{}, 1)}
 			g := lifecycle.Start(context.Background(), quiet, rep, lifecycle.Func{N: "crashy", F: func(context.Context) error {
-				defer close(ended)
 				return tc.err
 			}})
-			<-ended
+			// Stop only once the group has seen the early end: a Stop
+			// between the component's return and that check would be
+			// an ordinary stop.
+			<-rep.set
 			err := g.Stop()
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("Stop: %v, want %q", err, tc.want)
