@@ -105,7 +105,6 @@ func (s *Server) identify(next http.Handler) http.Handler {
 		}
 		ri.preauthorized = id.Authorized
 		if id.Principal != nil {
-			ri.principal = id.Principal.ID // for the access log
 			s.lastSeen.SeenCaller(id.Principal)
 			s.keyUsed(id.Principal)
 		}

@@ -29,10 +29,6 @@ type reqInfo struct {
 	// preauthorized: a trusted gateway already authorized the request
 	// (set by identify, read by authorize).
 	preauthorized bool
-	// principal is the identified caller's id ("" if none; set by
-	// identify, read by observe, which sees the request before identify
-	// adds the principal to its context).
-	principal string
 	// handler and pattern are what the router matched (set by observe;
 	// pattern "" when nothing did): dispatch serves them without
 	// matching again.
@@ -40,7 +36,7 @@ type reqInfo struct {
 	pattern string
 	// identified: identify established the caller, caller (nil when
 	// anonymous); the request context answers authn.FromContext and
-	// store.AuditActorFrom from them.
+	// store.AuditActorFrom from them, and observe logs the caller's id.
 	identified bool
 	caller     *authn.Principal
 }
@@ -215,7 +211,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			return
 		}
 		e := accesslog.Entry{Time: start, RequestID: ri.id, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-			Status: sw.status, Duration: time.Since(start), RemoteAddr: r.RemoteAddr, Principal: ri.principal}
+			Status: sw.status, Duration: time.Since(start), RemoteAddr: r.RemoteAddr}
+		if ri.caller != nil {
+			e.Principal = ri.caller.ID
+		}
 		s.accessLog.Record(e)
 	})
 }
