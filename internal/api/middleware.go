@@ -24,8 +24,7 @@ import (
 
 // reqInfo is per-request state shared by the middleware stages.
 type reqInfo struct {
-	id    string
-	route string // matched ServeMux pattern without the method
+	id string
 	// preauthorized: a trusted gateway already authorized the request
 	// (set by identify, read by authorize).
 	preauthorized bool
@@ -197,12 +196,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		// request they refuse is counted under its route too. The match
 		// is kept for dispatch: the router matches each request once.
 		ri.handler, ri.pattern = s.mux.Handler(r)
-		ri.route = routeLabel(ri.pattern)
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		route := ri.route
+		route := routeLabel(ri.pattern)
 		if route == "" {
 			route = "unmatched"
 		}
@@ -240,7 +238,7 @@ func (s *Server) checkMethod(next http.Handler) http.Handler {
 // methodNotAllowed reports whether the router knows the path but not the
 // method, with the Allow header the router would send.
 func (s *Server) methodNotAllowed(r *http.Request) (allow string, ok bool) {
-	if info(r.Context()).route != "" { // observe matched a pattern: method and path are served
+	if info(r.Context()).pattern != "" { // observe matched a pattern: method and path are served
 		return "", false
 	}
 	h, pattern := s.mux.Handler(r)
