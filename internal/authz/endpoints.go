@@ -174,8 +174,30 @@ func overlap(a, b *pattern) bool {
 }
 
 // lookup returns the best-ranked route for the method and decoded path.
+// lowerMethod is strings.ToLower(method) without an allocation for the
+// standard methods.
+func lowerMethod(method string) string {
+	switch method {
+	case "GET":
+		return "get"
+	case "HEAD":
+		return "head"
+	case "POST":
+		return "post"
+	case "PUT":
+		return "put"
+	case "PATCH":
+		return "patch"
+	case "DELETE":
+		return "delete"
+	case "OPTIONS":
+		return "options"
+	}
+	return strings.ToLower(method)
+}
+
 func (idx *endpointIndex) lookup(method string, segs []string) (route, bool) {
-	for _, r := range idx.byMethod[strings.ToLower(method)] {
+	for _, r := range idx.byMethod[lowerMethod(method)] {
 		if r.pat.match(segs) {
 			return r, true
 		}

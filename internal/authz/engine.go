@@ -279,13 +279,16 @@ func allow(reason string) Decision { return Decision{Allowed: true, Reason: reas
 func (e *Engine) Allow(in Input) Decision {
 	s := e.snap.Load()
 	p := s.policy
-	_, segs, ok := requestPath(in.Path)
+	canonical, segs, ok := requestPath(in.Path)
 	if !ok { // row 1
 		return deny("invalid_path")
 	}
 	// The decoded canonical path: prefixes (rows 4 and 7) and the bundle
-	// path (row 10) are compared on it.
-	canonical := "/" + strings.Join(segs, "/")
+	// path (row 10) are compared on it. Without an escape the escaped
+	// canonical path is already the decoded one.
+	if strings.IndexByte(canonical, '%') >= 0 {
+		canonical = "/" + strings.Join(segs, "/")
+	}
 	for _, sc := range in.Scopes {
 		if ident.PermissionShaped(sc) {
 			return deny("invalid_scope")

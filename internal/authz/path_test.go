@@ -63,3 +63,11 @@ func FuzzCanonicalPath(f *testing.F) {
 		}
 	})
 }
+
+func TestLowerMethod(t *testing.T) {
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get", "Get", "TRACE", "CONNECT", "PROPFIND", ""} {
+		if got, want := lowerMethod(m), strings.ToLower(m); got != want {
+			t.Errorf("lowerMethod(%q) = %q, want %q", m, got, want)
+		}
+	}
+}
