@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -114,6 +115,7 @@ type Server struct {
 	hardening          HardeningOptions
 	mux                *http.ServeMux
 	patterns           []string // every pattern of mux
+	literal            literalRoutes
 	lastSeen           *lastseen.Recorder
 	keys               AccessKeyOptions
 	keyUse             *lastseen.Recorder
@@ -157,10 +159,72 @@ func newServer(o Options) *Server {
 
 func (s *Server) handle(pattern string, h handlerFunc) { s.handleHTTP(pattern, s.serve(h)) }
 
-// handleHTTP registers h on the router, and pattern in s.patterns.
+// handleHTTP registers h on the router, and pattern in s.patterns and,
+// without wildcards, in s.literal.
 func (s *Server) handleHTTP(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h) // panics on a conflict, as at any registration
 	s.patterns = append(s.patterns, pattern)
-	s.mux.Handle(pattern, h)
+	s.literal.add(pattern, h)
+}
+
+// literalRoutes are the router's patterns without wildcards, by path and
+// method ("" for a pattern without one), so that a request for exactly
+// such a path is routed with two map lookups. Only the router decides
+// anything else.
+type literalRoutes map[string]map[string]literalRoute
+
+type literalRoute struct {
+	pattern string
+	handler http.Handler
+}
+
+func (l *literalRoutes) add(pattern string, h http.Handler) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	}
+	// A wildcard, a trailing slash (a prefix match) or a host makes the
+	// router's matching more than equality.
+	if !strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") || strings.ContainsAny(path, "{}%") {
+		return
+	}
+	if *l == nil {
+		*l = literalRoutes{}
+	}
+	if (*l)[path] == nil {
+		(*l)[path] = map[string]literalRoute{}
+	}
+	(*l)[path][method] = literalRoute{pattern: pattern, handler: h}
+}
+
+// match is ServeMux.Handler's answer for r when r's escaped path is a
+// literal pattern's path. The router refuses conflicting patterns, so
+// no pattern with a wildcard can be more specific than a literal one on
+// its own path: the method's pattern wins, then GET's for HEAD, then
+// the pattern without a method. ok is false when the router must
+// decide.
+func (l literalRoutes) match(r *http.Request) (h http.Handler, pattern string, ok bool) {
+	byMethod := l[r.URL.EscapedPath()]
+	if byMethod == nil {
+		return nil, "", false
+	}
+	rt, ok := byMethod[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		rt, ok = byMethod[http.MethodGet]
+	}
+	if !ok {
+		rt, ok = byMethod[""]
+	}
+	return rt.handler, rt.pattern, ok
+}
+
+// route is the router's match for r: the handler and its pattern ("" when
+// none matches).
+func (s *Server) route(r *http.Request) (http.Handler, string) {
+	if h, pattern, ok := s.literal.match(r); ok {
+		return h, pattern
+	}
+	return s.mux.Handler(r)
 }
 
 func (s *Server) routes() {

@@ -195,7 +195,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		// The route is known before identify and authorize run, so that a
 		// request they refuse is counted under its route too. The match
 		// is kept for dispatch: the router matches each request once.
-		ri.handler, ri.pattern = s.mux.Handler(r)
+		ri.handler, ri.pattern = s.route(r)
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK

@@ -81,6 +81,63 @@ func TestSetPathValuesAsServeMux(t *testing.T) {
 	}
 }
 
+// TestRouteAsServeMux: observe routes a request for a literal pattern's
+// path with s.literal and everything else with the router; the pattern
+// must be the router's own for every method, on the server's patterns
+// and on a set built to exercise the router's precedence rules.
+func TestRouteAsServeMux(t *testing.T) {
+	methods := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"}
+	check := func(t *testing.T, s *Server, paths []string) (literal int) {
+		t.Helper()
+		for _, path := range paths {
+			for _, m := range methods {
+				r := httptest.NewRequest(m, path, nil)
+				_, want := s.mux.Handler(r)
+				if _, got := s.route(r); got != want {
+					t.Errorf("%s %s: routed to %q, the router's %q", m, path, got, want)
+				}
+				if _, _, ok := s.literal.match(r); ok {
+					literal++
+				}
+			}
+		}
+		return literal
+	}
+	t.Run("server patterns", func(t *testing.T) {
+		s := newServer(Options{Config: config.Default(), Metrics: metrics.New()})
+		s.routes()
+		wildcard := regexp.MustCompile(`\{[^}]*\}`)
+		var paths []string
+		for _, pattern := range s.patterns {
+			_, path, ok := strings.Cut(pattern, " ")
+			if !ok {
+				path = pattern
+			}
+			path = wildcard.ReplaceAllString(path, "x")
+			// the path, with an escaped letter, and with a slash added
+			paths = append(paths, path, path+"/", strings.Replace(path, "/a", "/%61", 1))
+		}
+		literals := 0
+		for _, byMethod := range s.literal {
+			literals += len(byMethod)
+		}
+		if n := check(t, s, paths); literals < 10 || n < literals {
+			t.Errorf("%d requests routed by the literal table, of %d literal patterns", n, literals)
+		}
+	})
+	t.Run("precedence", func(t *testing.T) {
+		s := newServer(Options{Config: config.Default(), Metrics: metrics.New()})
+		nop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+		for _, p := range []string{"GET /a", "/a", "HEAD /b", "GET /b", "/c", "GET /d/{x}", "GET /d/e", "/f/", "GET /f/g", "POST /h/{rest...}", "POST /h/i"} {
+			s.handleHTTP(p, nop)
+		}
+		paths := []string{"/a", "/b", "/c", "/d/e", "/d/z", "/f", "/f/g", "/f/h", "/h/i", "/h/i/j", "/%61", "/d/%65", "/a/", "/zzz", "/"}
+		if n := check(t, s, paths); n < 20 {
+			t.Errorf("only %d requests routed by the literal table", n)
+		}
+	})
+}
+
 // TestNewRequestID: request ids are version 4 UUIDs, and distinct.
 func TestNewRequestID(t *testing.T) {
 	seen := map[string]bool{}
