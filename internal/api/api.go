@@ -98,30 +98,33 @@ type Propagation interface {
 
 // Server holds the API's dependencies.
 type Server struct {
-	cfg                *config.Config
-	store              store.Store
-	roles              *authz.Catalog
-	health             *health.State
-	metrics            *metrics.Metrics
-	log                *slog.Logger
-	pdp                pdp.DecisionPoint
-	localPDP           pdp.DecisionPoint
-	bundle             *bundle.Server
-	ident              *authn.Identifier
-	signingKeys        JWKSSource
-	idp                *authn.DiscoveryCache
-	propagation        Propagation
-	propagationTimeout time.Duration
-	hardening          HardeningOptions
-	mux                *http.ServeMux
-	patterns           []string // every pattern of mux
-	literal            literalRoutes
-	lastSeen           *lastseen.Recorder
-	keys               AccessKeyOptions
-	keyUse             *lastseen.Recorder
-	clock              func() time.Time
-	decisions          *decisionlog.Logger
-	accessLog          *accesslog.Logger
+	cfg      *config.Config
+	store    store.Store
+	roles    *authz.Catalog
+	health   *health.State
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	pdp      pdp.DecisionPoint
+	localPDP pdp.DecisionPoint
+	// pdp and localPDP for the endpoint's own authorization
+	// (decisionPointFor)
+	endpointPDP, endpointLocalPDP pdp.DecisionPoint
+	bundle                        *bundle.Server
+	ident                         *authn.Identifier
+	signingKeys                   JWKSSource
+	idp                           *authn.DiscoveryCache
+	propagation                   Propagation
+	propagationTimeout            time.Duration
+	hardening                     HardeningOptions
+	mux                           *http.ServeMux
+	patterns                      []string // every pattern of mux
+	literal                       literalRoutes
+	lastSeen                      *lastseen.Recorder
+	keys                          AccessKeyOptions
+	keyUse                        *lastseen.Recorder
+	clock                         func() time.Time
+	decisions                     *decisionlog.Logger
+	accessLog                     *accesslog.Logger
 }
 
 // New builds the API handler with its full middleware chain.
@@ -147,6 +150,10 @@ func newServer(o Options) *Server {
 		log: o.Logger, pdp: o.PDP, localPDP: o.LocalPDP, bundle: o.Bundle, idp: o.IdP, propagation: o.Propagation,
 		propagationTimeout: o.PropagationTimeout, hardening: o.Hardening, mux: http.NewServeMux(), lastSeen: o.LastSeen,
 		signingKeys: o.SigningKeys, keys: o.AccessKeys, keyUse: o.KeyUse, clock: o.Clock}
+	s.endpointPDP = pdp.ForRepeatedQuestions(s.pdp)
+	if s.localPDP != nil {
+		s.endpointLocalPDP = pdp.ForRepeatedQuestions(s.localPDP)
+	}
 	s.decisions = o.DecisionLog
 	s.accessLog = o.AccessLog
 	if s.propagationTimeout <= 0 {

@@ -355,15 +355,17 @@ func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
 const BundlePath = "/apis/auth/v2/iam/opa-bundle.tar.gz"
 
 // decisionPointFor is the decision point the authorize middleware asks
-// about a request to the canonical escaped path: the in-process evaluator
+// about a request to the canonical escaped path (for its caller's right
+// to call the endpoint, a question that recurs: see
+// pdp.ForRepeatedQuestions): the in-process evaluator
 // for the OPA bundle (any method), because an external OPA cannot
 // authorize the fetch of its own first bundle; the configured one for
 // everything else.
 func (s *Server) decisionPointFor(path string) pdp.DecisionPoint {
 	if s.localPDP != nil && isBundlePath(path) {
-		return s.localPDP
+		return s.endpointLocalPDP
 	}
-	return s.pdp
+	return s.endpointPDP
 }
 
 // isBundlePath compares segment by segment after percent-decoding each

@@ -79,6 +79,7 @@ type snapshot struct {
 type Engine struct {
 	snap atomic.Pointer[snapshot]
 	mu   sync.Mutex // serializes updates
+	memo atomic.Pointer[decisionMemo]
 }
 
 // NewEngine compiles the policy document. Until bindings are loaded every
@@ -276,8 +277,10 @@ func allow(reason string) Decision { return Decision{Allowed: true, Reason: reas
 
 // Allow evaluates the allow entrypoint (authz.md "Evaluation"): the first
 // matching row decides.
-func (e *Engine) Allow(in Input) Decision {
-	s := e.snap.Load()
+func (e *Engine) Allow(in Input) Decision { return e.snap.Load().allow(in) }
+
+// allow is Allow on snapshot s.
+func (s *snapshot) allow(in Input) Decision {
 	p := s.policy
 	canonical, segs, ok := requestPath(in.Path)
 	if !ok { // row 1

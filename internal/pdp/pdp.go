@@ -127,6 +127,42 @@ func (p *Embedded) Allow(ctx context.Context, in authz.Input) (authz.Decision, e
 	return p.engine.Allow(in), nil
 }
 
+// AllowRepeated is Allow through the engine's memo of answers to
+// repeated questions (authz.Engine.AllowRepeated); see
+// ForRepeatedQuestions.
+func (p *Embedded) AllowRepeated(ctx context.Context, in authz.Input) (authz.Decision, error) {
+	if err := p.ready(ctx); err != nil {
+		return authz.Decision{}, err
+	}
+	return p.engine.AllowRepeated(in), nil
+}
+
+// repeater is a decision point that keeps the answers it gives to
+// questions asked again and again until its data changes.
+type repeater interface {
+	AllowRepeated(ctx context.Context, in authz.Input) (authz.Decision, error)
+}
+
+// ForRepeatedQuestions is dp for questions that recur with the same input,
+// such as a caller's right to call an API endpoint: its Allow is dp's
+// AllowRepeated when dp has one (the embedded evaluator), else dp's own
+// Allow. The answers are the same either way.
+func ForRepeatedQuestions(dp DecisionPoint) DecisionPoint {
+	if r, ok := dp.(repeater); ok {
+		return repeated{DecisionPoint: dp, r: r}
+	}
+	return dp
+}
+
+type repeated struct {
+	DecisionPoint
+	r repeater
+}
+
+func (d repeated) Allow(ctx context.Context, in authz.Input) (authz.Decision, error) {
+	return d.r.AllowRepeated(ctx, in)
+}
+
 // HasPermissions implements DecisionPoint.
 func (p *Embedded) HasPermissions(ctx context.Context, in authz.PermissionsInput) (bool, error) {
 	if err := p.ready(ctx); err != nil {

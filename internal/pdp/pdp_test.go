@@ -125,3 +125,45 @@ func TestRequestInput(t *testing.T) {
 		t.Fatalf("subject %+v", got)
 	}
 }
+
+// TestForRepeatedQuestions: the embedded evaluator answers repeated
+// questions through its memo, with the same answers and the same refusal
+// before the first load; a decision point without a memo is used as is.
+func TestForRepeatedQuestions(t *testing.T) {
+	e := authztest.StaticEngine(t)
+	dp := pdp.NewEmbedded(e)
+	rep := pdp.ForRepeatedQuestions(dp)
+	if rep == pdp.DecisionPoint(dp) {
+		t.Fatal("the embedded evaluator was not given its memo")
+	}
+	ctx := context.Background()
+	in := authz.Input{PrincipalID: "alice", Method: "DELETE", Path: "/v2/workspaces/ml-team"}
+	if _, err := rep.Allow(ctx, in); !errors.Is(err, pdp.ErrUnavailable) {
+		t.Fatalf("before load: %v", err)
+	}
+	if err := e.Load(store.PolicyBindings{Revision: 1, Bindings: []store.RoleBinding{
+		{ID: "2", Principal: "alice", Workspace: "ml-team", Role: "Admin", Revision: 1},
+	}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if d, err := rep.Allow(ctx, in); err != nil || d != (authz.Decision{Allowed: true, Reason: "permission_granted"}) {
+			t.Fatalf("after load: %+v, %v", d, err)
+		}
+	}
+	if ok, err := rep.HasRole(ctx, authz.RoleInput{PrincipalID: "alice", Workspace: "ml-team", Role: "Admin"}); !ok || err != nil {
+		t.Fatalf("has_role through the wrapper: %v, %v", ok, err)
+	}
+	expired, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := rep.Allow(expired, in); !errors.Is(err, pdp.ErrTimeout) {
+		t.Fatalf("expired context: %v", err)
+	}
+	var other pdp.DecisionPoint = noMemo{dp}
+	if got := pdp.ForRepeatedQuestions(other); got != other {
+		t.Fatalf("a decision point without a memo was wrapped: %T", got)
+	}
+}
+
+// noMemo hides the embedded evaluator's AllowRepeated.
+type noMemo struct{ pdp.DecisionPoint }
