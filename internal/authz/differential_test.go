@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
@@ -324,8 +325,12 @@ func TestDifferential(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	mods := policyModules(t, false)
-	modPaths := slices.Sorted(maps.Keys(mods))
+	// The policy is compiled once; each state's queries are prepared
+	// against it and the state's data.
+	compiler, err := ast.CompileModules(policyModules(t, false))
+	if err != nil {
+		t.Fatalf("compile the policy: %v", err)
+	}
 	// Under the race detector (which slows OPA's evaluator about eightfold
 	// and finds nothing in this single-goroutine test) every
 	// randomStride-th random case is evaluated; the constructed cases, which
@@ -361,11 +366,8 @@ func TestDifferential(t *testing.T) {
 		}
 		prepared := map[string]rego.PreparedEvalQuery{}
 		for _, ep := range []string{"allow", "has_permissions", "has_role"} {
-			opts := []func(*rego.Rego){rego.Query("data.authz." + ep), rego.Store(inmem.NewFromObject(map[string]any{"authz": data}))}
-			for _, p := range modPaths {
-				opts = append(opts, rego.Module(p, mods[p]))
-			}
-			if prepared[ep], err = rego.New(opts...).PrepareForEval(ctx); err != nil {
+			if prepared[ep], err = rego.New(rego.Query("data.authz."+ep), rego.Compiler(compiler),
+				rego.Store(inmem.NewFromObject(map[string]any{"authz": data}))).PrepareForEval(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"gopkg.in/yaml.v3"
@@ -306,7 +307,12 @@ func TestRegoCorpus(t *testing.T) {
 		t.Logf("race build: every %dnd case on the shipped data and every %dth on the computed (all of them without -race)",
 			shippedStride, computedStride)
 	}
-	mods := policyModules(t, false)
+	// The policy is compiled once; each file's queries are prepared
+	// against it and the file's data.
+	compiler, err := ast.CompileModules(policyModules(t, false))
+	if err != nil {
+		t.Fatalf("compile the policy: %v", err)
+	}
 	static := loadStatic(t)
 	total := 0
 	for name, f := range loadCorpus(t) {
@@ -331,7 +337,7 @@ func TestRegoCorpus(t *testing.T) {
 				if variant == "computed" {
 					stride = computedStride
 				}
-				total += runCorpusFile(ctx, t, name, f, mods, doc, stride)
+				total += runCorpusFile(ctx, t, name, f, compiler, doc, stride)
 			})
 		}
 	}
@@ -353,7 +359,7 @@ var raceBuild bool
 
 // runCorpusFile evaluates every stride-th case of a corpus file on doc
 // (stride 1: all) and returns how many were checked.
-func runCorpusFile(ctx context.Context, t *testing.T, name string, f corpusFile, mods map[string]string, doc map[string]any, stride int) int {
+func runCorpusFile(ctx context.Context, t *testing.T, name string, f corpusFile, compiler *ast.Compiler, doc map[string]any, stride int) int {
 	t.Helper()
 	store := inmem.NewFromObject(map[string]any{"authz": doc})
 	prepared := map[string]rego.PreparedEvalQuery{}
@@ -373,12 +379,8 @@ func runCorpusFile(ctx context.Context, t *testing.T, name string, f corpusFile,
 			default:
 				t.Fatalf("%s: unknown entrypoint %q", label, c.Entrypoint)
 			}
-			opts := []func(*rego.Rego){rego.Query("data.authz." + c.Entrypoint), rego.Store(store)}
-			for p, src := range mods {
-				opts = append(opts, rego.Module(p, src))
-			}
 			var err error
-			pq, err = rego.New(opts...).PrepareForEval(ctx)
+			pq, err = rego.New(rego.Query("data.authz."+c.Entrypoint), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
 			if err != nil {
 				t.Fatalf("%s: prepare: %v", name, err)
 			}
