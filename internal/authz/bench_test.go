@@ -46,6 +46,19 @@ func BenchmarkAllowNative(b *testing.B) {
 	}
 }
 
+// BenchmarkAllowRepeated is the same question answered from the memo of
+// repeated questions (after the first, which is evaluated).
+func BenchmarkAllowRepeated(b *testing.B) {
+	e := benchEngine(b, 10000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !e.AllowRepeated(authzbench.Probe).Allowed {
+			b.Fatal("denied")
+		}
+	}
+}
+
 func BenchmarkAllowOPA(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range benchSizes {
