@@ -367,6 +367,11 @@ func TestLoginExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case has its own IdP, API, home and environment, and
+			// Run takes nothing from the process: the cases run side by
+			// side (the device flow's cases wait whole seconds between
+			// polls, as RFC 8628 counts).
+			t.Parallel()
 			idp := newFakeIdP(t)
 			if tt.idp != nil {
 				tt.idp(idp)
