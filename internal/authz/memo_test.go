@@ -3,6 +3,7 @@ package authz_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,19 +90,18 @@ func TestAllowRepeatedConcurrent(t *testing.T) {
 	e := authztest.Engine(t, nil, []store.RoleBinding{binding}, true)
 	in := authz.Input{PrincipalID: "alice@example.com", Method: "GET", Path: "/apis/entities/v2/workspaces/ml-team"}
 	done := make(chan struct{})
-	errs := make(chan error, 4)
+	var wg sync.WaitGroup
 	for range 4 {
-		go func() {
+		wg.Go(func() {
 			for {
 				select {
 				case <-done:
-					errs <- nil
 					return
 				default:
 				}
 				e.AllowRepeated(in)
 			}
-		}()
+		})
 	}
 	for rev := int64(2); rev < 200; rev++ {
 		b := binding
@@ -117,7 +117,5 @@ func TestAllowRepeatedConcurrent(t *testing.T) {
 		}
 	}
 	close(done)
-	for range 4 {
-		<-errs
-	}
+	wg.Wait()
 }
