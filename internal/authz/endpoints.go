@@ -173,7 +173,6 @@ func overlap(a, b *pattern) bool {
 	return true
 }
 
-// lookup returns the best-ranked route for the method and decoded path.
 // lowerMethod is strings.ToLower(method) without an allocation for the
 // standard methods.
 func lowerMethod(method string) string {
@@ -196,6 +195,7 @@ func lowerMethod(method string) string {
 	return strings.ToLower(method)
 }
 
+// lookup returns the best-ranked route for the method and decoded path.
 func (idx *endpointIndex) lookup(method string, segs []string) (route, bool) {
 	for _, r := range idx.byMethod[lowerMethod(method)] {
 		if r.pat.match(segs) {
