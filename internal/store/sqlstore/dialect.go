@@ -152,7 +152,7 @@ var postgresDialect = &dialect{
 		return err
 	},
 	notify: func(ctx context.Context, c conn, payload string) error {
-		_, err := c.exec(ctx, `SELECT pg_notify('`+PolicyChannel+`', ?)`, payload)
+		_, err := c.exec(ctx, `SELECT pg_notify(`+channelSQL+`, ?)`, payload)
 		return err
 	},
 	forUpdate:    " FOR UPDATE",

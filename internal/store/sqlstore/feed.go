@@ -17,7 +17,19 @@ import (
 // their new policy revision, and access-key writes the key whose state
 // they changed (NOTIFY in the writing transaction). A payload is either
 // the decimal revision or accessKeyPrefix and the key's jti.
+//
+// That is the channel of a store in the schema "public". A store in
+// another schema notifies and listens on a channel of its own,
+// "nmp_policy_" and the first 16 hex digits of the SHA-256 of the schema's
+// name (channelSQL), so that deployments or tests sharing a database in
+// different schemas never receive each other's notices.
 const PolicyChannel = "nmp_policy"
+
+// channelSQL is the notification channel of the connection's schema,
+// computed by PostgreSQL itself so that the notifying transaction and the
+// LISTEN connection (both on the store's search_path) always agree.
+const channelSQL = `CASE WHEN current_schema() = 'public' THEN '` + PolicyChannel + `' ELSE '` + PolicyChannel +
+	`_' || left(encode(sha256(convert_to(current_schema(), 'UTF8')), 'hex'), 16) END`
 
 // accessKeyPrefix starts the payload of an access-key notice.
 const accessKeyPrefix = "ak:"
@@ -87,8 +99,8 @@ const (
 
 // WatchPolicy implements store.ChangeFeed: this process's commits (new
 // policy revisions and access-key state changes) are published as they
-// commit; on PostgreSQL, a dedicated connection also LISTENs on
-// PolicyChannel for every replica's commits, reconnecting with backoff,
+// commit; on PostgreSQL, a dedicated connection also LISTENs on the
+// schema's channel (PolicyChannel) for every replica's commits, reconnecting with backoff,
 // and each (re)connection is a Resync since notices may have been missed
 // meanwhile. A malformed payload ends the connection like a network
 // failure (an Err, then a Resync once reconnected).
@@ -127,7 +139,11 @@ func (s *Store) listenOnce(ctx context.Context, connected func(), emit func(stor
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
-	if _, err := conn.Exec(ctx, "LISTEN "+PolicyChannel); err != nil {
+	var channel string
+	if err := conn.QueryRow(ctx, "SELECT "+channelSQL).Scan(&channel); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
 	connected()

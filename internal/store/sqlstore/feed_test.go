@@ -1,12 +1,18 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/nmp-project/nmp/internal/store"
+	"github.com/nmp-project/nmp/internal/testenv"
 )
 
 const testJTI = "ak_0123456789abcdef0123456789abcdef"
@@ -94,4 +100,57 @@ func FuzzParseNotice(f *testing.F) {
 			t.Fatalf("payload %q gave %+v: want exactly one of a revision and a key", payload, ev)
 		}
 	})
+}
+
+// TestChannelPerSchema: the schema "public" keeps the channel nmp_policy
+// (replicas of an earlier version listen there); any other schema gets a
+// channel of its own, a valid identifier of at most 63 bytes.
+func TestChannelPerSchema(t *testing.T) {
+	base := os.Getenv("NMP_TEST_POSTGRES_URL")
+	if base == "" {
+		testenv.Missing(t, "PostgreSQL", "NMP_TEST_POSTGRES_URL is not set")
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer testenv.Close(t, db)
+	ctx := context.Background()
+	seen := map[string]string{}
+	for _, schema := range []string{"public", "nmp_a", "nmp_b", "Ünïcode schema", strings.Repeat("s", 63)} {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var channel string
+		// current_schema() is the first schema of the search_path that
+		// exists: create it in a transaction that is rolled back.
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if schema != "public" {
+			if _, err := tx.ExecContext(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT "+channelSQL).Scan(&channel); err != nil {
+			t.Fatal(err)
+		}
+		_ = tx.Rollback()
+		testenv.Close(t, conn)
+		switch {
+		case schema == "public" && channel != PolicyChannel:
+			t.Errorf("public: channel %q, want %q", channel, PolicyChannel)
+		case schema != "public" && (!strings.HasPrefix(channel, PolicyChannel+"_") || len(channel) != len(PolicyChannel)+17):
+			t.Errorf("%q: channel %q", schema, channel)
+		}
+		if other, dup := seen[channel]; dup {
+			t.Errorf("schemas %q and %q share channel %q", schema, other, channel)
+		}
+		seen[channel] = schema
+	}
 }

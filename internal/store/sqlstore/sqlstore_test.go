@@ -3,6 +3,8 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -133,4 +135,59 @@ func TestAccessKeyFeedAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.WaitFor(t, "the revocation on the other replica", i+1, 20*time.Second, about(k.JTI))
+}
+
+// TestPolicyFeedStaysInItsSchema: two deployments sharing a database in
+// different schemas never see each other's notices. The other schema's
+// commits come first; a replica of this schema, which learns of its
+// sibling's commits only through LISTEN, then receives its sibling's
+// revision, and nothing before it may be the other schema's (PostgreSQL
+// delivers notices in commit order).
+func TestPolicyFeedStaysInItsSchema(t *testing.T) {
+	dsnA, dsnB := pgtest.SchemaURL(t), pgtest.SchemaURL(t)
+	open := func(dsn string) *sqlstore.Store {
+		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { testenv.Close(t, s) })
+		return s
+	}
+	ctx := context.Background()
+	a, b1, b2 := open(dsnA), open(dsnB), open(dsnB)
+	for _, s := range []*sqlstore.Store{a, b1} {
+		if err := s.EnsureBuiltins(ctx, storetest.DefaultSeed("admin@example.com")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The other schema's revisions first pass any this test reaches in
+	// its own (notices are only delivered to listeners present at
+	// commit, so these reach nobody).
+	for i := range 12 {
+		if _, _, err := a.CreateWorkspace(ctx, store.NewWorkspace{Name: fmt.Sprintf("early-%d", i), Admin: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := storetest.Watch(t, b2)
+	var revsA []int64
+	for i := range 4 {
+		_, rev, err := a.CreateWorkspace(ctx, store.NewWorkspace{Name: fmt.Sprintf("other-%d", i), Admin: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		revsA = append(revsA, rev)
+	}
+	_, revB, err := b1.CreateWorkspace(ctx, store.NewWorkspace{Name: "mine", Admin: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(revsA, revB) {
+		t.Fatalf("revision %d in both schemas: the test cannot tell them apart", revB)
+	}
+	i := rec.WaitFor(t, "the sibling replica's revision", 0, 20*time.Second, func(ev store.PolicyEvent) bool { return ev.Revision == revB })
+	for _, ev := range rec.Events()[:i] {
+		if slices.Contains(revsA, ev.Revision) {
+			t.Fatalf("a notice of the other schema (revision %d) reached this schema's replica: %+v", ev.Revision, rec.Events())
+		}
+	}
 }
