@@ -45,24 +45,28 @@ func OpenSQLite(t testing.TB, clock store.Clock) *sqlstore.Store {
 	return s
 }
 
+// openReplica opens a migrated PostgreSQL store on dsn, one replica of a
+// deployment, closed at cleanup.
+func openReplica(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.Close(t, s) })
+	return s
+}
+
 // TestPolicyFeedAcrossReplicas: on PostgreSQL a commit by one store (a
 // replica) reaches another's watcher through LISTEN/NOTIFY, and a killed
 // LISTEN connection is reported (Err) and followed by a Resync once it is
 // back.
 func TestPolicyFeedAcrossReplicas(t *testing.T) {
 	dsn := pgtest.SchemaURL(t)
-	open := func(dsn string) *sqlstore.Store {
-		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { testenv.Close(t, s) })
-		return s
-	}
 	// b's connections carry an application name of their own, so that
 	// only its LISTEN connection is killed below.
 	app := "nmp-feed-test-" + uuid.NewString()[:8]
-	a, b := open(dsn), open(dsn+"&application_name="+app)
+	a, b := openReplica(t, dsn), openReplica(t, dsn+"&application_name="+app)
 	ctx := context.Background()
 	if err := a.EnsureBuiltins(ctx, storetest.DefaultSeed("admin@example.com")); err != nil {
 		t.Fatal(err)
@@ -100,15 +104,7 @@ func TestPolicyFeedAcrossReplicas(t *testing.T) {
 // LISTEN/NOTIFY (the other store's own feed never sees the commit).
 func TestAccessKeyFeedAcrossReplicas(t *testing.T) {
 	dsn := pgtest.SchemaURL(t)
-	open := func() *sqlstore.Store {
-		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { testenv.Close(t, s) })
-		return s
-	}
-	a, b := open(), open()
+	a, b := openReplica(t, dsn), openReplica(t, dsn)
 	ctx := context.Background()
 	rec := storetest.Watch(t, b)
 	now := time.Now()
@@ -145,16 +141,8 @@ func TestAccessKeyFeedAcrossReplicas(t *testing.T) {
 // delivers notices in commit order).
 func TestPolicyFeedStaysInItsSchema(t *testing.T) {
 	dsnA, dsnB := pgtest.SchemaURL(t), pgtest.SchemaURL(t)
-	open := func(dsn string) *sqlstore.Store {
-		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: dsn, Migrate: true, MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { testenv.Close(t, s) })
-		return s
-	}
 	ctx := context.Background()
-	a, b1, b2 := open(dsnA), open(dsnB), open(dsnB)
+	a, b1, b2 := openReplica(t, dsnA), openReplica(t, dsnB), openReplica(t, dsnB)
 	for _, s := range []*sqlstore.Store{a, b1} {
 		if err := s.EnsureBuiltins(ctx, storetest.DefaultSeed("admin@example.com")); err != nil {
 			t.Fatal(err)
