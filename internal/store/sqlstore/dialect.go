@@ -75,12 +75,12 @@ var sqliteDialect = &dialect{
 		// One writer connection: SQLite has one writer at a time anyway,
 		// and BEGIN IMMEDIATE makes every write transaction take the lock
 		// up front so read-then-write checks cannot race.
-		w.SetMaxOpenConns(1)
+		keepOpen(w, 1)
 		r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
 		if err != nil {
 			return nil, nil, errors.Join(err, w.Close())
 		}
-		r.SetMaxOpenConns(maxConns)
+		keepOpen(r, maxConns)
 		return w, r, nil
 	},
 	rebind:    func(q string) string { return q },
@@ -120,7 +120,7 @@ var postgresDialect = &dialect{
 		if err != nil {
 			return nil, nil, errors.New("invalid PostgreSQL URL")
 		}
-		db.SetMaxOpenConns(maxConns)
+		keepOpen(db, maxConns)
 		return db, db, nil
 	},
 	rebind: func(q string) string {

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -78,4 +79,34 @@ func fillWorkspaces(b *testing.B, st *sqlstore.Store, n int) []string {
 	}
 	b.Logf("%d workspaces created in %v", n, time.Since(start).Round(time.Millisecond))
 	return names
+}
+
+// BenchmarkGetWorkspaceConcurrent reads one workspace from 6 goroutines
+// at once against the default pool of 10 connections, as concurrent
+// GET /v2/workspaces/{name} requests do: more connections are in use at
+// once than database/sql keeps idle by default (2), and none waits for
+// one (docs/benchmarks.md "Connections kept open").
+func BenchmarkGetWorkspaceConcurrent(b *testing.B) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		b.Run(kind, func(b *testing.B) {
+			st := openBenchStore(b, kind)
+			names := fillWorkspaces(b, st, 100)
+			b.SetParallelism(max(1, 6/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					name := names[i%len(names)]
+					i++
+					if w, err := st.GetWorkspace(context.Background(), name); err != nil || w.Name != name {
+						b.Errorf("GetWorkspace(%s): %v, %v", name, w.Name, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
 }

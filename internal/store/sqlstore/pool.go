@@ -23,6 +23,24 @@ type pool struct {
 	releasing *sync.WaitGroup
 }
 
+// idleConnTimeout is how long a pooled connection may stay unused
+// before it is closed.
+const idleConnTimeout = 5 * time.Minute
+
+// keepOpen bounds db to n connections and keeps up to n of them open
+// between operations (database/sql keeps 2 unless told otherwise), so
+// that concurrent requests reuse connections instead of closing the
+// ones beyond two on their return and opening new ones at the next
+// burst: a PostgreSQL connection costs a connection handshake and a
+// server process, a SQLite one the pragmas and a schema read. One left
+// unused for idleConnTimeout is closed, so that a burst's connections
+// do not stay open for good.
+func keepOpen(db *sql.DB, n int) {
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(idleConnTimeout)
+}
+
 // acquire takes a connection from the pool within p.wait; the caller
 // closes it (which returns it to the pool). The wait bounds only the
 // acquisition, not what the caller then does with the connection.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -75,6 +76,65 @@ func TestPoolWaitIsBounded(t *testing.T) {
 			}
 			if _, _, err := s.CreateWorkspace(ctx, store.NewWorkspace{Name: "w1"}); err != nil {
 				t.Fatalf("write after the connections returned: %v", err)
+			}
+		})
+	}
+}
+
+// TestPoolKeepsItsConnections takes every connection of the reader pool
+// at once, as a burst of concurrent requests does, and returns them: all
+// stay open for the next operations instead of all but two being closed
+// on their return (database/sql's default) and opened again at the next
+// burst.
+func TestPoolKeepsItsConnections(t *testing.T) {
+	const maxConns = 4
+	tests := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "entities.db") }},
+		{"postgres", func(t *testing.T) string { return pgtest.SchemaURL(t) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, Options{URL: tt.url(t), Migrate: true, MaxConns: maxConns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { testenv.Close(t, s) })
+			burst := func() {
+				t.Helper()
+				var held []*sql.Conn
+				for range maxConns {
+					c, err := s.r.Conn(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					held = append(held, c)
+				}
+				for _, c := range held {
+					if err := c.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			burst()
+			opened := s.r.Stats().OpenConnections
+			if opened != maxConns {
+				t.Fatalf("%d connections open after a burst of %d, want all kept", opened, maxConns)
+			}
+			for range 3 {
+				burst()
+				if _, err := s.GetWorkspace(ctx, "default"); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("GetWorkspace: %v, want not found", err)
+				}
+			}
+			s.rp.releasing.Wait() // the read's connection is back in the pool
+			st := s.r.Stats()
+			if st.MaxIdleClosed != 0 || st.OpenConnections != maxConns {
+				t.Fatalf("after four bursts: %d connections closed as surplus idle ones, %d open; want 0 and %d",
+					st.MaxIdleClosed, st.OpenConnections, maxConns)
 			}
 		})
 	}
