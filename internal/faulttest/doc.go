@@ -7,8 +7,10 @@
 // under load: PostgreSQL connections killed or the server restarted, the
 // external OPA stopped, SQLite's disk full, the IdP down.
 //
-// By default each scenario runs for a few seconds; NMP_FAULT_DURATION
-// (a Go duration, e.g. 60s) sets the load duration. The PostgreSQL
-// server restart runs only with the build tag faults (it stops the
-// machine's shared server). See the README for the commands.
+// Every test here needs the build tag faults, the steady load included:
+// they are load runs, kept out of the default `go test ./...` (.ci/run
+// runs them in a step of their own, all but the PostgreSQL server
+// restart, which stops the machine's shared server). By default each
+// scenario runs for a few seconds; NMP_FAULT_DURATION (a Go duration,
+// e.g. 60s) sets the load duration. See the README for the commands.
 package faulttest
