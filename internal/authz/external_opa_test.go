@@ -24,6 +24,7 @@ import (
 // loaded are left out: the bundle endpoint never serves a policy before
 // its first load.
 func TestCorpusThroughExternalOPA(t *testing.T) {
+	t.Parallel()
 	opatest.Binary(t)
 	total := 0
 	for name, f := range loadCorpus(t) {

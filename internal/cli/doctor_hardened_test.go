@@ -27,6 +27,7 @@ import (
 // pass or info, and it exits 0 even with --fail-on warning. Before "*" is
 // lowered, the same run fails that gate on authz.wildcard_bindings.
 func TestDoctorHardenedDeployment(t *testing.T) {
+	t.Parallel()
 	const person, password = "jane.doe@example.com", "jane-Pw-4c1d9a7e"
 	idpCfg := config.Default().DevIDP
 	cliClient := devidptest.WithoutPasswordGrant(idpCfg.Clients[0])

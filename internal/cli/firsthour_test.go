@@ -159,6 +159,7 @@ func runBash(t *testing.T, bash, script string, env []string) (int, string, stri
 // BASE_URL line the curl checks ask no server; without the PATH line
 // "nmp" is not found.
 func TestFirstHourDeploymentValidation(t *testing.T) {
+	t.Parallel()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		testenv.Missing(t, "bash", "not on PATH")

@@ -178,6 +178,7 @@ func (w *webDriver) waitText(s string) (string, error) {
 // which tells it to close the window. The saved token then works against
 // the server.
 func TestRealBrowserLogin(t *testing.T) {
+	t.Parallel()
 	wd := startWebDriver(t)
 	st := startAuthStack(t, stackOptions{})
 	r := newRunner(t, "NMP_BASE_URL="+st.srv.URL)

@@ -23,6 +23,7 @@ import (
 // development IdP, then runs the seed's deployment validation (workspaces
 // list) and a members list against a real server that trusts the IdP.
 func TestLoginFlowsAgainstDevIDP(t *testing.T) {
+	t.Parallel()
 	st := startAuthStack(t, stackOptions{fastClock: true})
 	deviceCode := regexp.MustCompile(`enter the code: ([A-Z0-9-]+)`)
 	verifyURL := regexp.MustCompile(`open this URL in a browser:\s+(\S+)`)

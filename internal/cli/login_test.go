@@ -500,6 +500,7 @@ func TestLoginRequestsPerFlow(t *testing.T) {
 // requests, every token request, refresh), and for none when the server
 // expects the client_id.
 func TestLoginSendsAudience(t *testing.T) {
+	t.Parallel()
 	flows := []struct {
 		name string
 		args []string

@@ -201,6 +201,7 @@ func regexpField(body, name string) string {
 // The OP's tokens live 5 minutes, inside the CLI's refresh window, so the
 // commands after the login run with --no-auto-refresh.
 func TestLoginAgainstZitadelExampleOP(t *testing.T) {
+	t.Parallel()
 	z := startZitadelOP(t)
 	server := func(clientID, audience string) string {
 		return servertest.Start(t, func(c *config.Config) {

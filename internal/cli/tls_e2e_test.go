@@ -22,6 +22,7 @@ import (
 // login included; without them the system roots refuse the server with an
 // unknown-authority error.
 func TestCLIOverTLS(t *testing.T) {
+	t.Parallel()
 	ca := tlstest.NewCA(t, "test CA")
 	dir := t.TempDir()
 	certFile, keyFile := ca.Server(t, "nmp").Write(t, dir)

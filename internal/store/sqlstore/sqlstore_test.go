@@ -19,12 +19,14 @@ import (
 )
 
 func TestConformanceSQLite(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clock store.Clock) store.Store {
 		return OpenSQLite(t, clock)
 	})
 }
 
 func TestConformancePostgres(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clock store.Clock) store.Store {
 		s, err := sqlstore.Open(context.Background(), sqlstore.Options{URL: pgtest.SchemaURL(t), Migrate: true, Clock: clock, MaxConns: 8})
 		if err != nil {
