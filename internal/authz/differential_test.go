@@ -338,7 +338,7 @@ func TestDifferential(t *testing.T) {
 	// again without -race, every case.
 	randomStride := 1
 	if raceBuild {
-		randomStride = 8
+		randomStride = 16
 		t.Logf("race build: every %dth random case is evaluated (all of them without -race)", randomStride)
 	}
 	cases, randomCases, mismatches := 0, 0, 0
